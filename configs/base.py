@@ -1,0 +1,76 @@
+"""The 2020 seed autoencoder on the embedded corpus.
+
+  python -m mel_ae.main --config=configs/base.py --workdir=runs/base
+  python -m mel_ae.main --config=configs/base.py --workdir=runs/k3 \
+      --config.model.kernel_size=3
+"""
+import os
+
+import ml_collections
+
+_CORPUS = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+    'mel_ae', 'corpus')
+
+
+def get_config() -> ml_collections.ConfigDict:
+  """Seed hyperparameters; every number that matters lives here."""
+  config = ml_collections.ConfigDict()
+  config.seed = 0
+  config.distributed = False  # multi-host: jax.distributed.initialize()
+
+  config.audio = ml_collections.ConfigDict()
+  config.audio.sr = 22050
+  config.audio.n_fft = 2048
+  config.audio.hop_length = 512
+  config.audio.n_mels = 128
+  config.audio.fmin = 0.0
+  config.audio.fmax = -1.0  # -1: sr / 2.
+  config.audio.power = 2.0
+  config.audio.griffin_lim_iters = 32
+
+  config.data = ml_collections.ConfigDict()
+  config.data.train_dir = os.path.join(_CORPUS, 'train')  # clean files
+  config.data.noisy_dir = os.path.join(_CORPUS, 'noisy')  # unpaired noisy; '' = none
+  config.data.test_noisy_dir = os.path.join(_CORPUS, 'test', 'noisy')  # '' = none
+  config.data.test_clean_dir = os.path.join(_CORPUS, 'test', 'clean')
+  config.data.crop_frames = 128
+  config.data.val_fraction = 0.1  # clean files held out for validation
+  config.data.transform = 'root'  # 'root' (x ** (1/root)) or 'db'
+  config.data.root = 16.0
+  config.data.top_db = 80.0  # dynamic range kept by transform='db'
+
+  config.model = ml_collections.ConfigDict()
+  config.model.encoder_channels = (8, 16, 32)
+  config.model.decoder_channels = (16, 8)
+  config.model.kernel_size = 5
+  config.model.output_kernel_size = 3
+  config.model.pool = 2
+  config.model.batch_norm = True
+  config.model.bn_momentum = 0.99  # Keras' default, as in the seed
+  config.model.bn_epsilon = 1e-3  # Keras' default, as in the seed
+  config.model.output_activation = 'sigmoid'  # 'sigmoid', 'relu' or 'linear'
+  config.model.phase_upsample = True  # exact fast form of upsample+conv
+
+  config.train = ml_collections.ConfigDict()
+  config.train.mode = 'autoencoder'  # input = target = clean crop
+  config.train.num_steps = 3000
+  config.train.batch_size = 16
+  config.train.learning_rate = 1e-3
+  config.train.lr_schedule = 'constant'  # 'constant' or 'cosine'
+  config.train.warmup_steps = 0
+  config.train.adam_eps = 1e-7  # Keras' default, as in the seed
+  config.train.grad_clip_norm = 0.0  # 0: no clipping
+  config.train.log_every = 100
+  config.train.eval_every = 500
+  config.train.checkpoint_every = 500
+  config.train.keep_checkpoints = 3
+  config.train.eval_batch_size = 16
+
+  # Denoising a whole file: windows of chunk_frames outputs, each with
+  # margin_frames of context per side (>= the model's receptive radius).
+  config.infer = ml_collections.ConfigDict()
+  config.infer.chunk_frames = 512
+  config.infer.margin_frames = 64
+  config.infer.batch_size = 4
+  return config

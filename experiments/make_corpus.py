@@ -1,0 +1,216 @@
+r"""Synthesises the small speech corpus shipped in mel_ae/corpus.
+
+The competition data cannot be redistributed, so tests, examples and smoke
+runs use this stand-in: one espeak-ng speaker, power mels as librosa makes
+them, scaled to the competition's range (max about 420), with noisy
+versions mixed in the audio domain. A second held-out set uses another voice
+and noise recipes that never appear in the corpus, to measure generalisation.
+
+Regenerate (byte-identical for the same seed, espeak-ng 1.51) from the repo
+root with:
+
+  .venv/bin/python -m experiments.make_corpus --overwrite
+
+Splits (ids are unique across all of them):
+  train/NNN.npy               clean, 100 utterances
+  noisy/noised_NNN.npy        noisy, 20 other sentences, no clean pair
+  test/{noisy,clean}/...      30 pairs: noised_NNN.npy <-> NNN.npy
+  <heldout_out>/{noisy,clean} 20 pairs, voice and noises unseen above
+"""
+import json
+import os
+import subprocess
+import tempfile
+
+from absl import app
+from absl import flags
+import numpy as np
+
+from mel_ae import audio
+from mel_ae import mel_io
+from mel_ae import noise
+
+_OUT = flags.DEFINE_string('out', 'mel_ae/corpus', 'Corpus folder.')
+_HELDOUT_OUT = flags.DEFINE_string('heldout_out', 'experiments/data/heldout',
+                                   'Folder of the second held-out test set.')
+_SEED = flags.DEFINE_integer('seed', 0, 'Seed of sentences and noise.')
+_OVERWRITE = flags.DEFINE_bool('overwrite', False, 'Replace existing files.')
+
+SPEC = audio.MelSpec()
+PEAK = 420.0            # Corpus max of the clean training mels.
+FLOOR_MEL = 0.01        # Mean mel power of the recording noise floor.
+F16_MIN = 1e-4          # Safely above float16's smallest normal, 6.1e-5.
+LEAD_S = 0.15           # Silence before speech; espeak starts at once.
+MIN_S, MAX_S = 2.5, 6.0
+MAIN_VOICE = ('en-us', 160, 50)          # (voice, words/min, pitch)
+HELDOUT_VOICE = ('en-gb-x-rp+f3', 150, 65)
+BABBLE_VOICES = (('en-us+m3', 175, 35), ('en-us+f2', 170, 70),
+                 ('en-us+m1', 150, 45), ('en-us+f4', 185, 60))
+SPLITS = (('train', 100), ('noisy', 20), ('test', 30), ('heldout', 20))
+MAIN_NOISES = ('white', 'pink', 'brown', 'hum', 'babble')
+HELDOUT_NOISES = ('blue', 'band', 'bursts', 'clicks', 'tones')
+N_BABBLE = 12
+
+_WORDS = {
+    'adj': 'quiet bright heavy narrow golden sudden ancient gentle broken '
+           'distant careful crowded simple frozen silver patient'.split(),
+    'noun': 'river window teacher garden market engine letter village bridge '
+            'kitchen doctor basket harbour forest ladder station candle '
+            'painter blanket mountain'.split(),
+    'verb': 'carried painted opened followed repaired watched finished '
+            'borrowed measured cleaned visited noticed'.split(),
+    'name': 'Anna Peter Maria James Linda Oscar Helen Victor Clara '
+            'Thomas'.split(),
+    'prep': 'near behind beside across under above'.split(),
+    'time': 'this morning last winter after dinner before sunrise on Monday '
+            'at midnight'.split(' '),
+    'adv': 'slowly quickly carefully quietly twice again'.split(),
+    'num': 'two three five seven eleven twenty'.split(),
+}
+_WORDS['time'] = ['this morning', 'last winter', 'after dinner',
+                  'before sunrise', 'on Monday', 'at midnight', 'in April']
+_TEMPLATES = (
+    'The {adj} {noun} {verb} the {noun2} {prep} the {noun3}.',
+    '{name} {verb} a {adj} {noun} {time}.',
+    'Did {name} see the {adj} {noun} {prep} the {noun2} {time}?',
+    'We {verb} {num} {noun}s and {verb2} the {adj} {noun2} {adv}.',
+    'When the {noun} was {adj}, {name} {verb} the {noun2} {adv}.',
+    'My friend {name} says the {noun} {prep} the {noun2} is too {adj}.',
+    'Nobody {verb} the {adj} {noun} {time}, so {name} {verb2} it {adv}.',
+    '{time}, the {adj} {noun} {verb} the {noun2} and the {noun3}.',
+)
+
+
+def sentences(rng: np.random.Generator):
+  """Endless unique sentences from templates and word lists."""
+  seen = set()
+  while True:
+    template = _TEMPLATES[rng.integers(len(_TEMPLATES))]
+    slots = {k: rng.choice(v) for k, v in _WORDS.items()}
+    slots.update(noun2=rng.choice(_WORDS['noun']),
+                 noun3=rng.choice(_WORDS['noun']),
+                 verb2=rng.choice(_WORDS['verb']))
+    text = template.format(**slots)
+    text = text[0].upper() + text[1:]
+    if text not in seen:
+      seen.add(text)
+      yield text
+
+
+def synthesise(text: str, voice) -> np.ndarray:
+  """espeak-ng speech at SPEC.sr, with LEAD_S of silence in front."""
+  name, rate, pitch = voice
+  with tempfile.TemporaryDirectory() as tmp:
+    path = os.path.join(tmp, 'utt.wav')
+    subprocess.run(['espeak-ng', '-v', name, '-s', str(rate), '-p',
+                    str(pitch), '-w', path, text], check=True)
+    wave = audio.load_audio(path, SPEC.sr).astype(np.float64)
+  return np.pad(wave, (int(LEAD_S * SPEC.sr), 0))
+
+
+def utterances(rng: np.random.Generator):
+  """{split: [(text, voice, wave)]} with durations in [MIN_S, MAX_S]."""
+  pool = sentences(rng)
+  voices = {'heldout': HELDOUT_VOICE}
+  out = {}
+  for split, count in SPLITS + (('babble', N_BABBLE),):
+    out[split] = []
+    while len(out[split]) < count:
+      voice = voices.get(split, MAIN_VOICE)
+      if split == 'babble':
+        voice = BABBLE_VOICES[len(out[split]) % len(BABBLE_VOICES)]
+      text = next(pool)
+      wave = synthesise(text, voice)
+      if MIN_S <= len(wave) / SPEC.sr <= MAX_S:
+        out[split].append((text, voice[0], wave))
+  return out
+
+
+def make_noise(kind: str, n: int, rng: np.random.Generator, babble_waves):
+  """One unit-RMS noise of the named recipe, with its own random settings."""
+  sr = SPEC.sr
+  if kind in ('white', 'pink', 'brown', 'blue'):
+    return getattr(noise, kind)(n, rng)
+  if kind == 'hum':
+    return noise.hum(n, sr, rng, base=float(rng.choice([50, 60])))
+  if kind == 'babble':
+    return noise.babble(babble_waves, n, rng, talkers=int(rng.integers(3, 7)))
+  if kind == 'band':
+    low = rng.uniform(300, 3000)
+    return noise.band_limited(n, sr, rng, low, low * rng.uniform(1.3, 2.0))
+  if kind == 'bursts':
+    return noise.bursts(n, sr, rng, rate_hz=rng.uniform(1, 4))
+  if kind == 'clicks':
+    return noise.clicks(n, rng, count=int(rng.integers(10, 40)))
+  if kind == 'tones':
+    return noise.tones(n, sr, rng, rng.uniform(420, 4200, rng.integers(1, 4)))
+  raise ValueError(f'unknown noise {kind!r}')
+
+
+def to_mel(wave: np.ndarray) -> np.ndarray:
+  """Stored form: float16 power mel, kept inside float16's normal range."""
+  mel = np.maximum(audio.audio_to_mel(wave, SPEC), F16_MIN)
+  return mel.astype(np.float16)
+
+
+def floor_sigma(gain: float) -> float:
+  """Std of white noise whose mel (after `gain`) has mean FLOOR_MEL.
+
+  For white noise every STFT bin has power sigma^2 * sum(window^2); the mel
+  adds the bins with the filterbank weights.
+  """
+  window_energy = np.sum(audio._window(SPEC) ** 2)  # pylint: disable=protected-access
+  per_band = window_energy * audio.mel_filterbank(SPEC).sum(axis=1).mean()
+  return float(np.sqrt(FLOOR_MEL / (gain * per_band)))
+
+
+def build(seed: int):
+  """Yields (relative path, float16 mel, manifest entry) for every file."""
+  utts = utterances(np.random.default_rng(seed))
+  gain = PEAK / max(audio.audio_to_mel(w, SPEC).max()
+                    for _, _, w in utts['train'])
+  sigma = floor_sigma(gain)
+  babble_waves = [w for _, _, w in utts['babble']]
+  uid = 0
+  for split, _ in SPLITS:
+    kinds = HELDOUT_NOISES if split == 'heldout' else MAIN_NOISES
+    for i, (text, voice, wave) in enumerate(utts[split]):
+      rng = np.random.default_rng([seed, uid])
+      clean = np.sqrt(gain) * wave + sigma * rng.standard_normal(len(wave))
+      entry = {'text': text, 'voice': voice, 'frames': 1 + len(wave) // 512}
+      if split == 'train':
+        yield f'train/{uid:03d}.npy', to_mel(clean), entry
+      else:
+        kind, snr = kinds[i % len(kinds)], round(rng.uniform(0, 15), 1)
+        entry.update(noise=kind, snr_db=snr)
+        noisy = noise.mix_at_snr(
+            clean, make_noise(kind, len(clean), rng, babble_waves), snr)
+        folder = 'noisy' if split == 'noisy' else f'{split}/noisy'
+        yield f'{folder}/noised_{uid:03d}.npy', to_mel(noisy), entry
+        if split != 'noisy':
+          yield f'{split}/clean/{uid:03d}.npy', to_mel(clean), entry
+      uid += 1
+
+
+def main(argv):
+  del argv
+  manifests = {_OUT.value: {}, _HELDOUT_OUT.value: {}}
+  for rel, mel, entry in build(_SEED.value):
+    root = _HELDOUT_OUT.value if rel.startswith('heldout/') else _OUT.value
+    rel = rel.removeprefix('heldout/').removeprefix('test/' if False else '')
+    path = os.path.join(root, rel)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    mel_io.save_mel(path, mel, overwrite=_OVERWRITE.value)
+    manifests[root][rel] = entry
+  params = {'seed': _SEED.value, 'espeak_ng': '1.51', 'peak': PEAK,
+            'floor_mel': FLOOR_MEL, 'dtype': 'float16',
+            **{k: v for k, v in vars(SPEC).items()}}
+  for root, files in manifests.items():
+    with open(os.path.join(root, 'manifest.json'), 'w') as f:
+      json.dump({'params': params, 'files': files}, f, indent=1,
+                sort_keys=True)
+      f.write('\n')
+
+
+if __name__ == '__main__':
+  app.run(main)

@@ -1,0 +1,1 @@
+"""Denoising autoencoder for power mel spectrograms."""

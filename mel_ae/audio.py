@@ -1,0 +1,208 @@
+"""Audio <-> power mel, numerically identical to librosa's defaults.
+
+The project's data are librosa power mels, so any audio that enters (a wav to
+denoise, the synthetic corpus) must go through the same filterbank and STFT.
+This module re-implements just that path in numpy/scipy so that librosa stays
+a test-only dependency, and adds a Griffin-Lim inverse for listening.
+"""
+import dataclasses
+import functools
+import math
+import os
+
+import numpy as np
+import scipy.signal
+import scipy.sparse
+import soundfile
+
+from mel_ae import mel_io
+
+_FRAME_BLOCK = 2048  # STFT frames per block: bounds memory for long audio.
+_NNLS_ITERS = 200
+
+
+@dataclasses.dataclass(frozen=True)
+class MelSpec:
+  """Parameters of a power mel; defaults are librosa's (power 2, 128 bands)."""
+  sr: int = 22050
+  n_fft: int = 2048
+  hop_length: int = 512
+  n_mels: int = 128
+  fmin: float = 0.0
+  fmax: float = -1.0    # <= 0 means sr / 2, as librosa's fmax=None.
+  power: float = 2.0
+  griffin_lim_iters: int = 32
+
+  @property
+  def fmax_hz(self) -> float:
+    return float(self.fmax) if self.fmax > 0 else self.sr / 2.0
+
+  @classmethod
+  def from_config(cls, cfg) -> 'MelSpec':
+    """Builds a spec from a ConfigDict or dict; unknown keys are ignored."""
+    fields = dataclasses.fields(cls)
+    return cls(**{f.name: f.type(cfg[f.name]) for f in fields if f.name in cfg})
+
+
+def _hz_to_mel(hz: np.ndarray) -> np.ndarray:
+  """Slaney mel scale: linear below 1 kHz, logarithmic above."""
+  hz = np.asarray(hz, np.float64)
+  mel = hz / (200.0 / 3)
+  log_part = 15.0 + np.log(np.maximum(hz, 1e-10) / 1000.0) / (np.log(6.4) / 27)
+  return np.where(hz >= 1000.0, log_part, mel)
+
+
+def _mel_to_hz(mel: np.ndarray) -> np.ndarray:
+  mel = np.asarray(mel, np.float64)
+  log_part = 1000.0 * np.exp((np.log(6.4) / 27) * (mel - 15.0))
+  return np.where(mel >= 15.0, log_part, mel * (200.0 / 3))
+
+
+@functools.lru_cache(maxsize=8)
+def mel_filterbank(spec: MelSpec) -> np.ndarray:
+  """(n_mels, 1 + n_fft // 2) float32 weights = librosa.filters.mel defaults.
+
+  Slaney-scale triangles with area normalisation (norm='slaney'). The result
+  is cached and read-only.
+  """
+  fft_freqs = np.fft.rfftfreq(spec.n_fft, 1.0 / spec.sr)
+  edges = _mel_to_hz(np.linspace(_hz_to_mel(spec.fmin),
+                                 _hz_to_mel(spec.fmax_hz), spec.n_mels + 2))
+  widths = np.diff(edges)
+  ramps = edges[:, None] - fft_freqs[None, :]
+  lower = -ramps[:-2] / widths[:-1, None]
+  upper = ramps[2:] / widths[1:, None]
+  weights = np.maximum(0.0, np.minimum(lower, upper)).astype(np.float32)
+  weights *= (2.0 / (edges[2:] - edges[:-2]))[:, None]
+  weights.setflags(write=False)
+  return weights
+
+
+def _window(spec: MelSpec) -> np.ndarray:
+  return scipy.signal.get_window('hann', spec.n_fft, fftbins=True)
+
+
+def _frames(wave: np.ndarray, spec: MelSpec) -> np.ndarray:
+  """(T, n_fft) view of the zero-padded signal (librosa center=True)."""
+  pad = spec.n_fft // 2
+  padded = np.pad(np.asarray(wave, np.float32), (pad, pad))
+  view = np.lib.stride_tricks.sliding_window_view(padded, spec.n_fft)
+  return view[::spec.hop_length]
+
+
+def _stft(wave: np.ndarray, spec: MelSpec) -> np.ndarray:
+  """Complex STFT (1 + n_fft // 2, T), as librosa.stft with its defaults."""
+  return np.fft.rfft(_frames(wave, spec) * _window(spec), axis=1).T
+
+
+def audio_to_mel(wave: np.ndarray, spec: MelSpec) -> np.ndarray:
+  """Power mel (n_mels, 1 + len // hop) float32 = librosa melspectrogram."""
+  frames, window = _frames(wave, spec), _window(spec)
+  basis = mel_filterbank(spec).astype(np.float64)
+  mel = np.empty((spec.n_mels, len(frames)), np.float32)
+  for start in range(0, len(frames), _FRAME_BLOCK):
+    block = np.fft.rfft(frames[start:start + _FRAME_BLOCK] * window, axis=1)
+    power = block.real ** 2 + block.imag ** 2  # |X|^2 without a sqrt.
+    if spec.power != 2:
+      power **= spec.power / 2
+    mel[:, start:start + len(block)] = basis @ power.T
+  return mel
+
+
+def _overlap_add(frames: np.ndarray, hop: int) -> np.ndarray:
+  """Sums (T, n) frames spaced `hop` apart, one hop-sized segment at a time."""
+  n_frames, n = frames.shape
+  n_seg = -(-n // hop)
+  segs = np.pad(frames, ((0, 0), (0, n_seg * hop - n)))
+  segs = segs.reshape(n_frames, n_seg, hop)
+  out = np.zeros((n_frames + n_seg - 1, hop), frames.dtype)
+  for k in range(n_seg):
+    out[k:k + n_frames] += segs[:, k]
+  return out.ravel()[:n + hop * (n_frames - 1)]
+
+
+def _istft(stft: np.ndarray, spec: MelSpec) -> np.ndarray:
+  """Inverse of `_stft` (librosa.istft, center=True, length hop * (T - 1))."""
+  window = _window(spec)
+  frames = np.fft.irfft(stft, n=spec.n_fft, axis=0).T * window
+  wave = _overlap_add(frames, spec.hop_length)
+  wss = _overlap_add(np.broadcast_to(window ** 2, frames.shape),
+                     spec.hop_length)
+  nonzero = wss > np.finfo(np.float32).tiny
+  wave[nonzero] /= wss[nonzero]
+  pad = spec.n_fft // 2
+  return wave[pad:len(wave) - pad]
+
+
+def mel_to_stft_magnitude(mel: np.ndarray, spec: MelSpec) -> np.ndarray:
+  """Non-negative linear magnitude S with filterbank @ S**power ~= mel.
+
+  Lee-Seung multiplicative updates solve the non-negative least squares of
+  librosa.feature.inverse.mel_to_stft for all frames at once, without a
+  per-frame solver; they keep every bin >= 0 by construction.
+  """
+  basis = scipy.sparse.csr_array(mel_filterbank(spec), dtype=np.float64)
+  target = np.asarray(mel, np.float64)
+  numer = basis.T @ target
+  power = numer / np.maximum(basis.sum(axis=0) ** 2, 1e-12)[:, None]
+  for _ in range(_NNLS_ITERS):
+    power *= numer / (basis.T @ (basis @ power) + 1e-12)
+  return power ** (1.0 / spec.power)
+
+
+def griffin_lim(magnitude: np.ndarray, spec: MelSpec, n_iter: int,
+                seed: int = 0) -> np.ndarray:
+  """Fast Griffin-Lim (momentum 0.99, random start) as librosa.griffinlim."""
+  rng = np.random.default_rng(seed)
+  angles = magnitude * np.exp(2j * np.pi * rng.random(magnitude.shape))
+  prev = None
+  for _ in range(n_iter):
+    rebuilt = _stft(_istft(angles, spec), spec)
+    angles = rebuilt if prev is None else rebuilt - (0.99 / 1.99) * prev
+    angles = magnitude * angles / (np.abs(angles) + 1e-16)
+    prev = rebuilt
+  return _istft(angles, spec).astype(np.float32)
+
+
+def mel_to_audio(mel: np.ndarray, spec: MelSpec, n_iter: int | None = None,
+                 seed: int = 0) -> np.ndarray:
+  """Waveform whose power mel approximates `mel`; for listening only."""
+  n_iter = spec.griffin_lim_iters if n_iter is None else n_iter
+  return griffin_lim(mel_to_stft_magnitude(mel, spec), spec, n_iter, seed)
+
+
+def load_audio(path: str, sr: int) -> np.ndarray:
+  """Mono float32 waveform at `sr`; unusable files raise MelFileError."""
+  if not os.path.isfile(path):
+    raise mel_io.MelFileError(f'{path}: no such file')
+  try:
+    wave, file_sr = soundfile.read(path, dtype='float32', always_2d=True)
+  except (soundfile.SoundFileError, RuntimeError, OSError, ValueError) as e:
+    first_line = str(e).splitlines()[0] if str(e) else type(e).__name__
+    raise mel_io.MelFileError(
+        f'{path}: not a readable audio file ({first_line})') from None
+  if wave.size == 0:
+    raise mel_io.MelFileError(f'{path}: holds no audio samples')
+  wave = wave.mean(axis=1)
+  if file_sr != sr:
+    g = math.gcd(int(file_sr), int(sr))
+    wave = scipy.signal.resample_poly(wave, sr // g, file_sr // g)
+  return wave.astype(np.float32)
+
+
+def save_wav(path: str, wave: np.ndarray, sr: int) -> None:
+  """Writes 16-bit PCM; samples outside [-1, 1] are clipped, not wrapped."""
+  soundfile.write(path, np.clip(wave, -1.0, 1.0), sr, subtype='PCM_16')
+
+
+def load_input(path: str, spec: MelSpec, min_frames: int = 1) -> np.ndarray:
+  """Validated float32 power mel from a .npy mel or an audio file."""
+  suffix = os.path.splitext(path)[1].lower()
+  if suffix == mel_io.MEL_SUFFIX:
+    return mel_io.load_mel(path, spec.n_mels, min_frames)
+  if suffix in mel_io.AUDIO_SUFFIXES:
+    mel = audio_to_mel(load_audio(path, spec.sr), spec)
+    return mel_io.validate_mel(mel, path, spec.n_mels, min_frames)
+  raise mel_io.MelFileError(
+      f'{path}: unsupported file type {suffix or "(none)"!r}, expected '
+      f'{mel_io.MEL_SUFFIX} or one of {", ".join(mel_io.AUDIO_SUFFIXES)}')

@@ -1,0 +1,58 @@
+"""Orbax checkpoints in WORKDIR/checkpoints: the train state plus a JSON
+'meta' item holding the config and the normaliser, so a checkpoint alone is
+enough to denoise."""
+import os
+from typing import Any, Dict, Optional
+
+import jax
+import orbax.checkpoint as ocp
+
+ITEMS = ('state', 'meta')
+
+
+def checkpoint_dir(workdir: str) -> str:
+  # Orbax requires an absolute path (it fails in its writer thread otherwise).
+  return os.path.join(os.path.abspath(workdir), 'checkpoints')
+
+
+def create_manager(workdir: str, keep: int = 3,
+                   read_only: bool = False) -> ocp.CheckpointManager:
+  """A manager keeping the newest `keep` steps; saves happen when asked."""
+  options = ocp.CheckpointManagerOptions(
+      read_only=read_only,
+      preservation_policy=ocp.checkpoint_managers.LatestN(keep),
+      enable_async_checkpointing=not read_only)
+  return ocp.CheckpointManager(checkpoint_dir(workdir), item_names=ITEMS,
+                               options=options)
+
+
+def save(manager: ocp.CheckpointManager, step: int, state: Any,
+         meta: Dict[str, Any]) -> None:
+  manager.save(step, args=ocp.args.Composite(
+      state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)),
+               force=True)
+
+
+def restore_meta(manager: ocp.CheckpointManager, step: int) -> Dict[str, Any]:
+  return manager.restore(step, args=ocp.args.Composite(
+      meta=ocp.args.JsonRestore())).meta
+
+
+def restore_state(manager: ocp.CheckpointManager, step: int,
+                  abstract_state: Any) -> Any:
+  """Restores into the structure (and shardings) of `abstract_state`."""
+  return manager.restore(step, args=ocp.args.Composite(
+      state=ocp.args.StandardRestore(abstract_state))).state
+
+
+def restore_variables(manager: ocp.CheckpointManager,
+                      step: int) -> Dict[str, Any]:
+  """Model variables only, on the default device, without a TrainState."""
+  device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+  state = manager.restore(step, args=ocp.args.Composite(
+      state=ocp.args.StandardRestore(fallback_sharding=device))).state
+  return {'params': state['params'], 'batch_stats': state['batch_stats']}
+
+
+def latest_step(manager: ocp.CheckpointManager) -> Optional[int]:
+  return manager.latest_step()

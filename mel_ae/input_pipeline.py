@@ -1,0 +1,111 @@
+"""Training data: folders of power mels, deterministic crops, eval windows.
+
+Everything is held in memory in the model domain (the corpus is small), and
+batch `k` is a pure function of `(seed, k)`, so a resumed run sees exactly
+the batches an uninterrupted one would have seen.
+"""
+import dataclasses
+from typing import List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from mel_ae import audio
+from mel_ae import mel_io
+
+
+@dataclasses.dataclass(frozen=True)
+class MelFolder:
+  paths: Tuple[str, ...]
+  mels: Tuple[np.ndarray, ...]  # power mels (n_mels, T), float32
+
+
+def load_folder(directory: str, spec: audio.MelSpec,
+                min_frames: int) -> MelFolder:
+  """Loads and validates every .npy / audio file of a folder."""
+  paths = mel_io.list_files(directory)
+  return MelFolder(tuple(paths), tuple(
+      audio.load_input(p, spec, min_frames) for p in paths))
+
+
+def load_pairs(noisy_dir: str, clean_dir: str, spec: audio.MelSpec,
+               min_frames: int) -> Tuple[MelFolder, MelFolder]:
+  """A paired test set: noisy and clean files matched by stem."""
+  clean = load_folder(clean_dir, spec, min_frames)
+  noisy_paths = mel_io.match_by_stem(mel_io.list_files(noisy_dir),
+                                     clean.paths)
+  noisy = MelFolder(tuple(noisy_paths), tuple(
+      audio.load_input(p, spec, min_frames) for p in noisy_paths))
+  for n, c, path in zip(noisy.mels, clean.mels, noisy.paths):
+    if n.shape != c.shape:
+      raise mel_io.MelFileError(
+          f'{path}: shape {n.shape} differs from its clean reference {c.shape}')
+  return noisy, clean
+
+
+def split_validation(n: int, fraction: float,
+                     seed: int) -> Tuple[np.ndarray, np.ndarray]:
+  """Indices of training and held-out files; at least one of each if n > 1."""
+  n_val = min(max(int(round(fraction * n)), 1 if fraction > 0 else 0), n - 1)
+  order = np.random.default_rng([seed, 0x5EED]).permutation(n)
+  return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+
+def pad_frames(mel: np.ndarray, frames: int) -> np.ndarray:
+  """Right-pads with zeros (silence) to at least `frames` frames."""
+  missing = frames - mel.shape[-1]
+  return np.pad(mel, ((0, 0), (0, missing))) if missing > 0 else mel
+
+
+class CropSampler:
+  """Random fixed-width crops; batch `step` is a function of (seed, step)."""
+
+  def __init__(self, mels: Sequence[np.ndarray], crop_frames: int,
+               batch_size: int, seed: int):
+    if not mels:
+      raise ValueError('no training files left after the validation split')
+    self._mels = [pad_frames(m, crop_frames) for m in mels]
+    self._crop = crop_frames
+    self._batch_size = batch_size
+    self._seed = seed
+
+  def __call__(self, step: int) -> np.ndarray:
+    """Crops of shape (batch, n_mels, crop_frames, 1), float32."""
+    rng = np.random.default_rng([self._seed, step])
+    files = rng.integers(len(self._mels), size=self._batch_size)
+    crops = []
+    for f in files:
+      mel = self._mels[f]
+      start = rng.integers(mel.shape[1] - self._crop + 1)
+      crops.append(mel[:, start:start + self._crop])
+    return np.stack(crops)[..., None]
+
+
+def tile_windows(mels: Sequence[np.ndarray],
+                 width: int) -> Tuple[np.ndarray, np.ndarray]:
+  """Cuts mels into non-overlapping windows (the last one zero-padded).
+
+  Returns windows (N, n_mels, width, 1) and a mask (N, 1, width, 1) that is 1
+  on real frames, so padding never counts in a metric.
+  """
+  windows, masks = [], []
+  for mel in mels:
+    t = mel.shape[1]
+    padded = pad_frames(mel, -(-t // width) * width)
+    for start in range(0, padded.shape[1], width):
+      windows.append(padded[:, start:start + width])
+      masks.append((np.arange(start, start + width) < t)[None, :])
+  return (np.stack(windows)[..., None],
+          np.stack(masks)[..., None].astype(np.float32))
+
+
+def batches(arrays: List[np.ndarray], batch_size: int,
+            fill: Optional[float] = 0.0):
+  """Yields fixed-size batches; the last is padded with `fill` rows."""
+  n = len(arrays[0])
+  for start in range(0, n, batch_size):
+    chunk = [a[start:start + batch_size] for a in arrays]
+    missing = batch_size - len(chunk[0])
+    if missing:
+      chunk = [np.concatenate([c, np.full((missing,) + c.shape[1:], fill,
+                                          c.dtype)]) for c in chunk]
+    yield chunk

@@ -1,0 +1,48 @@
+"""Trains a mel autoencoder:
+
+  python -m mel_ae.main --config=configs/base.py --workdir=runs/base
+
+Kept short on purpose: the logic lives in `train.py`, importable from a
+notebook. Any config field can be overridden, e.g. --config.model.kernel_size=3.
+"""
+import logging as std_logging
+import sys
+
+from absl import app
+from absl import flags
+from absl import logging
+import jax
+from ml_collections import config_flags
+
+from mel_ae import mel_io
+from mel_ae import train
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string('workdir', None, 'Where checkpoints and logs go; rerun '
+                    'the same command to resume.')
+config_flags.DEFINE_config_file('config', None, 'Training config file.',
+                                lock_config=True)
+
+
+def _quiet_libraries(record) -> bool:
+  """Keeps orbax's and JAX's INFO chatter out of the run's log."""
+  return record.levelno >= std_logging.WARNING or not any(
+      lib in record.pathname for lib in ('/orbax/', '/jax/', '/jax_'))
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'Unexpected arguments: {" ".join(argv[1:])}')
+  std_logging.getLogger('absl').addFilter(_quiet_libraries)
+  if FLAGS.config.distributed:  # Multi-host: coordinator from the environment.
+    jax.distributed.initialize()
+  logging.info('JAX devices: %s', jax.devices())
+  try:
+    train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
+  except (train.ConfigError, mel_io.MelFileError, FloatingPointError) as e:
+    sys.exit(f'error: {e}')
+
+
+if __name__ == '__main__':
+  flags.mark_flags_as_required(['config', 'workdir'])
+  app.run(main)

@@ -1,0 +1,94 @@
+"""Scores for a denoised power mel against its clean reference.
+
+The competition ranks by `competition_mse` in the raw power domain, which the
+few loud bins dominate. `normalized_mse` is the same error in the model domain
+(what training minimises) and `lsd_db` weighs quiet bins as the ear does, so
+reporting all three shows what a change trades away.
+"""
+from typing import Mapping, Optional, Sequence
+
+import numpy as np
+
+from mel_ae.features import Normalizer
+
+# LSD compares levels down to this many dB below the reference's peak; bins
+# quieter than that (the clean files' near-silent floor) count as equal, so
+# the distance measures audible content, not how a method rounds silence.
+LSD_TOP_DB = 80.0
+_ABS_FLOOR = 1e-10  # Keeps the log finite when the reference is all zeros.
+
+
+def competition_mse(pred: np.ndarray, ref: np.ndarray) -> float:
+  """Mean squared error in the raw power domain (the competition score)."""
+  diff = np.asarray(pred, np.float64) - np.asarray(ref, np.float64)
+  return float(np.mean(diff * diff))
+
+
+def normalized_mse(pred: np.ndarray, ref: np.ndarray,
+                   normalizer: Normalizer) -> float:
+  """Mean squared error in the model domain given by `normalizer.forward`."""
+  return competition_mse(normalizer.forward(pred), normalizer.forward(ref))
+
+
+def lsd_db(pred: np.ndarray, ref: np.ndarray,
+           top_db: float = LSD_TOP_DB) -> float:
+  """Log-spectral distance in dB, averaged over frames.
+
+  Both mels are clipped below `max(ref) * 10**(-top_db / 10)` before taking
+  10 log10, a relative floor (like librosa's `power_to_db(top_db=80)`) that
+  makes the distance independent of the file's loudness.
+
+  Args:
+    pred: power mel (n_mels, T).
+    ref: clean power mel of the same shape.
+    top_db: dynamic range below the reference's peak that is compared.
+
+  Returns:
+    Mean over frames of the RMS (over bands) dB difference.
+  """
+  ref = np.asarray(ref, np.float64)
+  floor = max(float(np.max(ref)) * 10.0**(-top_db / 10.0), _ABS_FLOOR)
+  def to_db(x):
+    return 10.0 * np.log10(np.maximum(np.asarray(x, np.float64), floor))
+  per_frame = np.sqrt(np.mean((to_db(pred) - to_db(ref))**2, axis=0))
+  return float(np.mean(per_frame))
+
+
+def _scores(pred, ref, normalizer, prefix=''):
+  return {
+      prefix + 'competition_mse': competition_mse(pred, ref),
+      prefix + 'normalized_mse': normalized_mse(pred, ref, normalizer),
+      prefix + 'lsd_db': lsd_db(pred, ref),
+  }
+
+
+def file_metrics(pred: np.ndarray, ref: np.ndarray, normalizer: Normalizer,
+                 noisy: Optional[np.ndarray] = None) -> dict:
+  """All metrics of one file; with `noisy`, also the input's and the gain.
+
+  `mse_improvement` is the fraction of the noisy input's power-domain error
+  that the prediction removes (1 = perfect, 0 = no better than the input,
+  negative = worse; NaN when the input is already exact), and
+  `lsd_improvement_db` is how many dB of LSD it removes.
+  """
+  row = _scores(pred, ref, normalizer)
+  if noisy is not None:
+    row.update(_scores(noisy, ref, normalizer, prefix='noisy_'))
+    noisy_mse = row['noisy_competition_mse']
+    row['mse_improvement'] = (1.0 - row['competition_mse'] / noisy_mse
+                              if noisy_mse > 0 else float('nan'))
+    row['lsd_improvement_db'] = row['noisy_lsd_db'] - row['lsd_db']
+  return row
+
+
+def summarize(rows: Sequence[Mapping]) -> dict:
+  """Unweighted mean over files of every numeric column (others dropped).
+
+  Each file counts once whatever its length, as when files are scored one
+  by one.
+  """
+  if not rows:
+    raise ValueError('no rows to summarize')
+  numeric = [k for k, v in rows[0].items()
+             if isinstance(v, (int, float)) and not isinstance(v, bool)]
+  return {k: float(np.mean([row[k] for row in rows])) for k in numeric}

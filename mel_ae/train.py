@@ -1,0 +1,263 @@
+"""Training and evaluation of mel autoencoders; knows nothing of argv."""
+import dataclasses
+import functools
+import os
+import time
+from typing import Any, Dict, Optional, Tuple
+
+from absl import logging
+from flax.training import train_state
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+
+from mel_ae import audio
+from mel_ae import checkpointing
+from mel_ae import features
+from mel_ae import inference
+from mel_ae import input_pipeline
+from mel_ae import metrics
+from mel_ae import models
+from mel_ae import writers
+
+
+class TrainState(train_state.TrainState):
+  batch_stats: Any
+
+
+class ConfigError(ValueError):
+  """A config value that cannot work; the message names the field."""
+
+
+def validate_config(config: ml_collections.ConfigDict) -> None:
+  """Rejects impossible settings before anything loads or compiles."""
+  m, d, t, i = config.model, config.data, config.train, config.infer
+  checks = [
+      (m.kernel_size >= 1, f'model.kernel_size must be >= 1, got {m.kernel_size}'),
+      (m.output_kernel_size >= 1, 'model.output_kernel_size must be >= 1'),
+      (m.pool >= 1, f'model.pool must be >= 1, got {m.pool}'),
+      (len(m.encoder_channels) > 0, 'model.encoder_channels is empty'),
+      (len(m.decoder_channels) > 0, 'model.decoder_channels is empty'),
+      (all(c >= 1 for c in tuple(m.encoder_channels) + tuple(m.decoder_channels)),
+       'model channel counts must be >= 1'),
+      (m.output_activation in models.OUTPUT_ACTIVATIONS,
+       f'model.output_activation must be one of {sorted(models.OUTPUT_ACTIVATIONS)}'),
+      (d.crop_frames >= m.pool and d.crop_frames % m.pool == 0,
+       f'data.crop_frames={d.crop_frames} is not a multiple of model.pool={m.pool}'),
+      (config.audio.n_mels % m.pool == 0,
+       f'audio.n_mels={config.audio.n_mels} is not a multiple of model.pool={m.pool}'),
+      (d.transform in ('root', 'db'), "data.transform must be 'root' or 'db'"),
+      (0 <= d.val_fraction < 1, 'data.val_fraction must be in [0, 1)'),
+      (t.num_steps >= 1 and t.batch_size >= 1, 'train.num_steps and train.batch_size must be >= 1'),
+      (t.batch_size % jax.device_count() == 0,
+       f'train.batch_size={t.batch_size} is not a multiple of the {jax.device_count()} devices'),
+      (min(t.log_every, t.eval_every, t.checkpoint_every) >= 1,
+       'train.log_every, eval_every and checkpoint_every must be >= 1'),
+      (t.lr_schedule in ('constant', 'cosine'), "train.lr_schedule must be 'constant' or 'cosine'"),
+      (i.chunk_frames % m.pool == 0 and i.margin_frames % m.pool == 0,
+       'infer.chunk_frames and infer.margin_frames must be multiples of model.pool'),
+      (os.path.isdir(d.train_dir), f'data.train_dir {d.train_dir} does not exist'),
+  ]
+  for folder in ('noisy_dir', 'test_noisy_dir', 'test_clean_dir'):
+    checks.append((not d[folder] or os.path.isdir(d[folder]),
+                   f'data.{folder} {d[folder]} does not exist'))
+  checks.append((bool(d.test_noisy_dir) == bool(d.test_clean_dir),
+                 'set both data.test_noisy_dir and data.test_clean_dir, or neither'))
+  for ok, message in checks:
+    if not ok:
+      raise ConfigError(message)
+
+
+def create_optimizer(t: ml_collections.ConfigDict) -> optax.GradientTransformation:
+  lr = t.learning_rate
+  if t.lr_schedule == 'cosine':
+    lr = optax.warmup_cosine_decay_schedule(
+        0.0, t.learning_rate, max(t.warmup_steps, 1), t.num_steps)
+  adam = optax.adam(lr, eps=t.adam_eps)
+  if t.grad_clip_norm > 0:
+    return optax.chain(optax.clip_by_global_norm(t.grad_clip_norm), adam)
+  return adam
+
+
+def create_train_state(rng: jax.Array, config: ml_collections.ConfigDict,
+                       input_shape: Tuple[int, ...]) -> TrainState:
+  model = models.build_model(config.model)
+  variables = model.init(rng, jnp.zeros(input_shape, jnp.float32), train=False)
+  return TrainState.create(apply_fn=model.apply, params=variables['params'],
+                           batch_stats=variables.get('batch_stats', {}),
+                           tx=create_optimizer(config.train))
+
+
+def train_step(state: TrainState, batch: Dict[str, jax.Array]):
+  """One Adam step on the MSE between model(input) and target."""
+  target = batch.get('target', batch['input'])
+
+  def loss_fn(params):
+    recon, updates = state.apply_fn(
+        {'params': params, 'batch_stats': state.batch_stats}, batch['input'],
+        train=True, mutable=['batch_stats'])
+    return jnp.mean((recon - target) ** 2), updates
+
+  (loss, updates), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+      state.params)
+  state = state.apply_gradients(grads=grads,
+                                batch_stats=updates.get('batch_stats', {}))
+  return state, {'loss': loss}
+
+
+def eval_step(state: TrainState, windows: jax.Array, mask: jax.Array):
+  """Masked sums of squared reconstruction error, running BN statistics."""
+  recon = state.apply_fn({'params': state.params,
+                          'batch_stats': state.batch_stats}, windows,
+                         train=False)
+  return jnp.sum(mask * (recon - windows) ** 2), jnp.sum(mask) * windows.shape[1]
+
+
+@dataclasses.dataclass(frozen=True)
+class Data:
+  """What training reads: model-domain train/val mels and the test pairs."""
+  normalizer: features.Normalizer
+  train: Tuple[np.ndarray, ...]
+  val: Tuple[np.ndarray, ...]
+  test: Optional[Tuple[input_pipeline.MelFolder, input_pipeline.MelFolder]]
+
+
+def load_data(config: ml_collections.ConfigDict,
+              normalizer: Optional[features.Normalizer] = None) -> Data:
+  """Loads the clean files, splits off validation, fits the normaliser."""
+  d = config.data
+  spec = audio.MelSpec.from_config(config.audio)
+  clean = input_pipeline.load_folder(d.train_dir, spec, config.model.pool)
+  train_idx, val_idx = input_pipeline.split_validation(
+      len(clean.mels), d.val_fraction, config.seed)
+  if normalizer is None:
+    normalizer = features.fit_normalizer(
+        [clean.mels[i] for i in train_idx], d.transform, d.root, d.top_db)
+  test = None
+  if d.test_noisy_dir:
+    test = input_pipeline.load_pairs(d.test_noisy_dir, d.test_clean_dir, spec,
+                                     config.model.pool)
+  return Data(normalizer,
+               tuple(normalizer.forward(clean.mels[i]) for i in train_idx),
+               tuple(normalizer.forward(clean.mels[i]) for i in val_idx), test)
+
+
+def _shardings():
+  mesh = jax.make_mesh((jax.device_count(),), ('data',),
+                       axis_types=(jax.sharding.AxisType.Auto,))
+  return (jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()),
+          jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec('data')))
+
+
+def _to_global(batch: np.ndarray, sharding) -> jax.Array:
+  """This process's rows of a global batch, as one sharded array."""
+  rows = len(batch) // jax.process_count()
+  local = batch[jax.process_index() * rows:(jax.process_index() + 1) * rows]
+  return jax.make_array_from_process_local_data(sharding, local)
+
+
+def evaluate(state: TrainState, data: Data, config, eval_fn,
+             data_sharding) -> Dict[str, float]:
+  """Validation MSE (model domain) and the test set's competition MSE."""
+  results = {}
+  if data.val:
+    windows, mask = input_pipeline.tile_windows(data.val, config.data.crop_frames)
+    sq, count = 0.0, 0.0
+    for w, m in input_pipeline.batches([windows, mask],
+                                       config.train.eval_batch_size):
+      s, c = eval_fn(state, _to_global(w, data_sharding),
+                     _to_global(m, data_sharding))
+      sq, count = sq + s, count + c
+    results['val_mse'] = float(sq / count)
+  if data.test:
+    noisy, clean = data.test
+    model = models.build_model(config.model)
+    variables = {'params': state.params, 'batch_stats': state.batch_stats}
+    denoised = inference.denoise_power(model, variables, data.normalizer,
+                                       noisy.mels, config.infer)
+    results['test_mse'] = float(np.mean([
+        metrics.competition_mse(p, c) for p, c in zip(denoised, clean.mels)]))
+    results['test_noisy_mse'] = float(np.mean([
+        metrics.competition_mse(n, c) for n, c in zip(noisy.mels, clean.mels)]))
+  return results
+
+
+def _log_progress(step: int, num_steps: int, loss: float, rate: float,
+                  batch_size: int) -> None:
+  eta = (num_steps - step) * batch_size / max(rate, 1e-9)
+  logging.info('step %d/%d  loss %.5f  %.1f examples/s  ETA %dm%02ds', step,
+               num_steps, loss, rate, eta // 60, eta % 60)
+
+
+def _fetch_losses(pending, step: int, last_saved: Optional[int]) -> float:
+  """Mean of the losses since the last fetch; stops on a non-finite one."""
+  losses = np.asarray(jax.device_get(pending))
+  if not np.all(np.isfinite(losses)):
+    raise FloatingPointError(
+        f'non-finite loss by step {step}; last good checkpoint: '
+        f'{last_saved if last_saved is not None else "none"}')
+  return float(losses.mean())
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict,
+                       workdir: str) -> TrainState:
+  """Trains (resuming from WORKDIR/checkpoints if any) and evaluates."""
+  validate_config(config)
+  t = config.train
+  os.makedirs(workdir, exist_ok=True)
+  manager = checkpointing.create_manager(workdir, t.keep_checkpoints)
+  start = checkpointing.latest_step(manager)
+  meta = checkpointing.restore_meta(manager, start) if start else None
+  data = load_data(config, meta and features.Normalizer.from_dict(
+      meta['normalizer']))
+  replicated, data_sharding = _shardings()
+  input_shape = (t.batch_size, config.audio.n_mels, config.data.crop_frames, 1)
+  init = functools.partial(create_train_state, jax.random.PRNGKey(config.seed),
+                           config, input_shape)
+  if start:
+    abstract = jax.tree_util.tree_map(
+        lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=replicated),
+        jax.eval_shape(init))
+    state = checkpointing.restore_state(manager, start, abstract)
+    logging.info('Resumed from step %d in %s', start, workdir)
+  else:
+    state = jax.jit(init, out_shardings=replicated)()
+  logging.info('Model: %d trainable parameters',
+               models.count_params(state.params))
+  step_fn = jax.jit(train_step, in_shardings=(replicated, data_sharding),
+                    out_shardings=(replicated, replicated), donate_argnums=0)
+  eval_fn = jax.jit(eval_step)
+  sampler = input_pipeline.CropSampler(data.train, config.data.crop_frames,
+                                       t.batch_size, config.seed)
+  writer = writers.MetricWriter(workdir, start or 0)
+  meta = {'config': config.to_dict(), 'normalizer': data.normalizer.to_dict()}
+  pending, last_saved = [], start
+  window_start, window_step = time.perf_counter(), start or 0
+  for step in range(int(state.step) + 1, t.num_steps + 1):
+    batch = {'input': _to_global(sampler(step), data_sharding)}
+    state, step_metrics = step_fn(state, batch)
+    pending.append(step_metrics['loss'])
+    is_last = step == t.num_steps
+    if step % t.log_every and step % t.eval_every and (
+        step % t.checkpoint_every and not is_last):
+      continue
+    row = {'train_loss': _fetch_losses(pending, step, last_saved)}
+    pending = []
+    now = time.perf_counter()
+    row['examples_per_sec'] = (step - window_step) * t.batch_size / (
+        now - window_start)
+    if step % t.eval_every == 0 or is_last:
+      row.update(evaluate(state, data, config, eval_fn, data_sharding))
+    writer.write(step, row)
+    _log_progress(step, t.num_steps, row['train_loss'],
+                  row['examples_per_sec'], t.batch_size)
+    if step % t.checkpoint_every == 0 or is_last:
+      checkpointing.save(manager, step, state, meta)
+      last_saved = step
+    window_start, window_step = time.perf_counter(), step
+  manager.wait_until_finished()
+  manager.close()
+  writer.close()
+  return state
