@@ -17,6 +17,7 @@ Splits (ids are unique across all of them):
   test/{noisy,clean}/...      30 pairs: noised_NNN.npy <-> NNN.npy
   <heldout_out>/{noisy,clean} 20 pairs, voice and noises unseen above
 """
+import dataclasses
 import json
 import os
 import subprocess
@@ -62,13 +63,11 @@ _WORDS = {
     'name': 'Anna Peter Maria James Linda Oscar Helen Victor Clara '
             'Thomas'.split(),
     'prep': 'near behind beside across under above'.split(),
-    'time': 'this morning last winter after dinner before sunrise on Monday '
-            'at midnight'.split(' '),
     'adv': 'slowly quickly carefully quietly twice again'.split(),
     'num': 'two three five seven eleven twenty'.split(),
+    'time': ['this morning', 'last winter', 'after dinner', 'before sunrise',
+             'on Monday', 'at midnight', 'in April'],
 }
-_WORDS['time'] = ['this morning', 'last winter', 'after dinner',
-                  'before sunrise', 'on Monday', 'at midnight', 'in April']
 _TEMPLATES = (
     'The {adj} {noun} {verb} the {noun2} {prep} the {noun3}.',
     '{name} {verb} a {adj} {noun} {time}.',
@@ -177,7 +176,7 @@ def build(seed: int):
     for i, (text, voice, wave) in enumerate(utts[split]):
       rng = np.random.default_rng([seed, uid])
       clean = np.sqrt(gain) * wave + sigma * rng.standard_normal(len(wave))
-      entry = {'text': text, 'voice': voice, 'frames': 1 + len(wave) // 512}
+      entry = {'text': text, 'voice': voice}
       if split == 'train':
         yield f'train/{uid:03d}.npy', to_mel(clean), entry
       else:
@@ -197,14 +196,13 @@ def main(argv):
   manifests = {_OUT.value: {}, _HELDOUT_OUT.value: {}}
   for rel, mel, entry in build(_SEED.value):
     root = _HELDOUT_OUT.value if rel.startswith('heldout/') else _OUT.value
-    rel = rel.removeprefix('heldout/').removeprefix('test/' if False else '')
+    rel = rel.removeprefix('heldout/')
     path = os.path.join(root, rel)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     mel_io.save_mel(path, mel, overwrite=_OVERWRITE.value)
-    manifests[root][rel] = entry
-  params = {'seed': _SEED.value, 'espeak_ng': '1.51', 'peak': PEAK,
-            'floor_mel': FLOOR_MEL, 'dtype': 'float16',
-            **{k: v for k, v in vars(SPEC).items()}}
+    manifests[root][rel] = {**entry, 'frames': mel.shape[1]}
+  params = {'seed': _SEED.value, 'peak': PEAK, 'floor_mel': FLOOR_MEL,
+            'dtype': 'float16', **dataclasses.asdict(SPEC)}
   for root, files in manifests.items():
     with open(os.path.join(root, 'manifest.json'), 'w') as f:
       json.dump({'params': params, 'files': files}, f, indent=1,

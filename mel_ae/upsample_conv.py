@@ -3,12 +3,13 @@
 A nearest `factor`x upsample repeats each pixel, so every output pixel of the
 following conv only sees a few distinct low-res pixels: output phase (a, b) at
 low-res pixel (i, j) is a small conv of the low-res input, tap d of the kernel
-landing on low-res offset floor((a + d) / factor). Stacking all factor**2
-phases as output channels of ONE low-res conv and interleaving them
-(depth-to-space) gives exactly the same result with ~factor**2 * (k / K)**2
-fewer FLOPs (K = width of the combined kernel), e.g. 2.8x fewer for 2x and 5x5.
-Measured on a 2-core CPU this one wide conv beat factor**2 separate per-phase
-convs (experiments/conv_microbench.py).
+landing on low-res offset floor((a + d) / factor). Summing the taps that land
+on the same offset gives factor**2 small kernels (3x3 for 2x and 5x5: 2.8x
+fewer FLOPs); their low-res outputs are interleaved (depth-to-space). Exact.
+
+factor**2 separate convs, not one conv with factor**2 * out channels: on a
+2-core CPU XLA's kernel gradient of the wide conv was ~3x slower than the
+whole separate version (experiments/conv_microbench.py).
 
 The parameters are exactly `nn.Conv(features, (k, k))`'s (`kernel` (k, k, in,
 out), `bias` (out,)), so `phase` can be flipped without touching checkpoints.
@@ -29,41 +30,18 @@ def same_padding(kernel_size: int) -> tuple[int, int]:
   return (kernel_size - 1) // 2, kernel_size // 2
 
 
-def phase_taps(kernel_size: int, factor: int) -> tuple[np.ndarray, int]:
-  """0/1 map from kernel taps to low-res offsets, per output phase (1-D).
+def phase_taps(kernel_size: int, factor: int, a: int) -> tuple[np.ndarray, int]:
+  """1-D map from kernel taps to low-res offsets for output phase `a`.
 
   Returns:
-    taps: (factor, K, kernel_size), taps[a, s, t] = 1 when tap t of output
-      phase a reads low-res offset s + lo.
-    lo: the smallest offset (<= 0); the low-res input is padded by -lo below
-      and by K - 1 + lo above.
+    taps: (n, kernel_size) 0/1, taps[s, t] = 1 when tap t reads offset lo + s.
+    lo: the first offset read (<= 0); n - 1 + lo is the last (>= 0).
   """
   d = np.arange(kernel_size) - same_padding(kernel_size)[0]
-  offsets = (np.arange(factor)[:, None] + d[None, :]) // factor  # (f, k)
-  lo, hi = offsets.min(), offsets.max()
-  taps = offsets[:, None, :] == np.arange(lo, hi + 1)[None, :, None]
-  return taps.astype(np.float32), int(lo)
-
-
-def phase_kernel(kernel: Array, factor: int) -> tuple[Array, int]:
-  """(k, k, in, out) kernel -> (K, K, in, f*f*out) kernel of all phases.
-
-  Output channels are ordered (a, b, out). Built from `kernel` with an einsum
-  so gradients flow back to the original parameter.
-  """
-  taps, lo = phase_taps(kernel.shape[0], factor)
-  taps = jnp.asarray(taps, kernel.dtype)
-  k2 = jnp.einsum('asy,btx,yxio->stiabo', taps, taps, kernel)
-  size, cin, cout = k2.shape[0], k2.shape[2], k2.shape[-1]
-  return k2.reshape(size, size, cin, factor * factor * cout), lo
-
-
-def depth_to_space(y: Array, factor: int) -> Array:
-  """(B, H, W, f*f*C) with channels (a, b, C) -> (B, f*H, f*W, C)."""
-  b, h, w, c = y.shape
-  c //= factor * factor
-  y = y.reshape(b, h, w, factor, factor, c).transpose(0, 1, 3, 2, 4, 5)
-  return y.reshape(b, h * factor, w * factor, c)
+  offsets = (a + d) // factor
+  lo = int(offsets.min())
+  taps = offsets[None, :] == np.arange(lo, offsets.max() + 1)[:, None]
+  return taps.astype(np.float32), lo
 
 
 def upsample_conv_plain(x: Array, kernel: Array, factor: int) -> Array:
@@ -75,12 +53,22 @@ def upsample_conv_plain(x: Array, kernel: Array, factor: int) -> Array:
 
 
 def upsample_conv_phase(x: Array, kernel: Array, factor: int) -> Array:
-  """Same result as `upsample_conv_plain`, from one low-res conv."""
-  k2, lo = phase_kernel(kernel, factor)
-  pad = (-lo, k2.shape[0] - 1 + lo)
-  y = jax.lax.conv_general_dilated(
-      x, k2, (1, 1), (pad, pad), dimension_numbers=_DIMS)
-  return depth_to_space(y, factor)
+  """Same result as `upsample_conv_plain`, from factor**2 low-res convs."""
+  phases = [phase_taps(kernel.shape[0], factor, a) for a in range(factor)]
+  rows = []
+  for ta, lo_a in phases:
+    cols = []
+    for tb, lo_b in phases:
+      # Sum the taps that land on the same offset; einsum keeps the gradient
+      # flowing to the original (k, k, in, out) kernel.
+      k_ab = jnp.einsum('sy,tx,yxio->stio', ta, tb, kernel)
+      pad = ((-lo_a, len(ta) - 1 + lo_a), (-lo_b, len(tb) - 1 + lo_b))
+      cols.append(jax.lax.conv_general_dilated(
+          x, k_ab, (1, 1), pad, dimension_numbers=_DIMS))
+    rows.append(jnp.stack(cols, axis=3))  # (B, H, W, f_b, C)
+  y = jnp.stack(rows, axis=2)  # (B, H, f_a, W, f_b, C): a free interleave
+  b, h, _, w, _, c = y.shape
+  return y.reshape(b, h * factor, w * factor, c)
 
 
 class UpsampleConv(nn.Module):
@@ -90,7 +78,7 @@ class UpsampleConv(nn.Module):
     features: output channels.
     kernel_size: square kernel width (any k >= 1, odd or even).
     factor: nearest upsample factor (1 = plain conv).
-    phase: compute at low resolution (exact; faster) instead of upsampling.
+    phase: compute at low resolution (exact, faster) instead of upsampling.
     kernel_init: Keras' glorot uniform by default, as in the seed model.
     bias_init: zeros.
     dtype: computation dtype (None: inferred from inputs and params).
