@@ -1,4 +1,4 @@
-"""Nearest upsampling followed by a SAME convolution, computed at low resolution.
+"""Nearest upsampling then a SAME convolution, computed at low resolution.
 
 A nearest `factor`x upsample repeats each pixel, so every output pixel of the
 following conv only sees a few distinct low-res pixels: output phase (a, b) at
@@ -62,6 +62,7 @@ def upsample_conv_phase(x: Array, kernel: Array, factor: int) -> Array:
       # Sum the taps that land on the same offset; einsum keeps the gradient
       # flowing to the original (k, k, in, out) kernel.
       k_ab = jnp.einsum('sy,tx,yxio->stio', ta, tb, kernel)
+      k_ab = k_ab.astype(kernel.dtype)
       pad = ((-lo_a, len(ta) - 1 + lo_a), (-lo_b, len(tb) - 1 + lo_b))
       cols.append(jax.lax.conv_general_dilated(
           x, k_ab, (1, 1), pad, dimension_numbers=_DIMS))

@@ -1,0 +1,118 @@
+"""End-to-end training on the tiny config: loss, checkpoints, resume, CLI."""
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+from conftest import ROOT
+from mel_ae import checkpointing
+from mel_ae import input_pipeline
+from mel_ae import train
+
+
+def _leaves_equal(a, b):
+  return all(np.array_equal(x, y) for x, y in
+             zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)))
+
+
+def test_a_few_steps_lower_the_loss_on_a_fixed_batch(tiny_config):
+  data = train.load_data(tiny_config)
+  batch = input_pipeline.CropSampler(data.train, 32, 4, 0)(1)
+  state = train.create_train_state(jax.random.PRNGKey(0), tiny_config,
+                                   batch.shape)
+  step = jax.jit(train.train_step)
+  losses = []
+  for _ in range(15):
+    state, m = step(state, {'input': batch})
+    losses.append(float(m['loss']))
+  assert losses[-1] < 0.5 * losses[0]
+
+
+def test_train_writes_metrics_and_checkpoints(tiny_config, tmp_path):
+  workdir = str(tmp_path / 'run')
+  state = train.train_and_evaluate(tiny_config, workdir)
+  assert int(state.step) == 6
+  rows = [json.loads(l) for l in open(os.path.join(workdir, 'metrics.jsonl'))]
+  assert [r['step'] for r in rows] == [2, 3, 4, 6]
+  assert all({'train_loss', 'examples_per_sec'} <= set(r) for r in rows)
+  assert {'val_mse', 'test_mse', 'test_noisy_mse'} <= set(rows[-1])
+  assert os.listdir(os.path.join(workdir, 'tensorboard'))
+  manager = checkpointing.create_manager(workdir, read_only=True)
+  assert manager.all_steps() == [3, 6]
+  meta = checkpointing.restore_meta(manager, 6)
+  assert meta['config']['model']['encoder_channels'] == [4, 8]
+  assert meta['normalizer']['root'] == 16.0
+  abstract = jax.eval_shape(lambda: state)
+  restored = checkpointing.restore_state(manager, 6, abstract)
+  for part in ('params', 'batch_stats', 'opt_state', 'step'):
+    assert _leaves_equal(getattr(restored, part), getattr(state, part)), part
+
+
+def test_rerun_resumes_at_the_next_step_and_matches(tiny_config, tmp_path):
+  full = train.train_and_evaluate(tiny_config, str(tmp_path / 'full'))
+  workdir = str(tmp_path / 'split')
+  tiny_config.train.num_steps = 3
+  train.train_and_evaluate(tiny_config, workdir)
+  tiny_config.train.num_steps = 6
+  resumed = train.train_and_evaluate(tiny_config, workdir)
+  rows = [json.loads(l) for l in open(os.path.join(workdir, 'metrics.jsonl'))]
+  assert [r['step'] for r in rows] == [2, 3, 4, 6]
+  assert _leaves_equal(resumed.params, full.params)
+  assert _leaves_equal(resumed.batch_stats, full.batch_stats)
+
+
+@pytest.mark.parametrize('field, value, message', [
+    ('model.kernel_size', 0, 'kernel_size must be >= 1'),
+    ('model.encoder_channels', (), 'encoder_channels is empty'),
+    ('data.crop_frames', 33, 'not a multiple of model.pool'),
+    ('data.train_dir', '/no/such/dir', 'does not exist'),
+])
+def test_invalid_config_fails_before_compiling(tiny_config, field, value,
+                                               message):
+  section, name = field.split('.')
+  tiny_config[section][name] = value
+  with pytest.raises(train.ConfigError, match=message):
+    train.validate_config(tiny_config)
+
+
+def _main(args, **kwargs):
+  return subprocess.run(
+      [sys.executable, '-m', 'mel_ae.main', '--config=configs/tiny.py'] + args,
+      cwd=ROOT, capture_output=True, text=True, timeout=300, **kwargs)
+
+
+def _data_flags(corpus):
+  return [f'--config.data.train_dir={corpus["train"]}',
+          '--config.data.noisy_dir=', '--config.data.test_noisy_dir=',
+          '--config.data.test_clean_dir=']
+
+
+def test_command_line_override_reaches_the_model(corpus, tmp_path):
+  workdir = str(tmp_path / 'k3')
+  result = _main([f'--workdir={workdir}', '--config.model.kernel_size=3',
+                  '--config.train.num_steps=2'] + _data_flags(corpus))
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert 'trainable parameters' in result.stderr
+  manager = checkpointing.create_manager(workdir, read_only=True)
+  variables = checkpointing.restore_variables(manager, 2)
+  assert variables['params']['Conv_0']['kernel'].shape[:2] == (3, 3)
+
+
+@pytest.mark.parametrize('bad, message', [
+    (np.zeros((64, 40), np.float32), 'has 64 mel bands, expected 128'),
+    (np.full((128, 40), np.nan, np.float32), 'NaN'),
+    (-np.ones((128, 40), np.float32), 'negative'),
+    (np.zeros((128, 1), np.float32), 'too short'),
+])
+def test_bad_training_file_is_one_line_error(corpus, tmp_path, bad, message):
+  path = os.path.join(corpus['train'], 'zz_bad.npy')
+  np.save(path, bad)
+  result = _main([f'--workdir={tmp_path / "w"}'] + _data_flags(corpus))
+  assert result.returncode == 1
+  last = result.stderr.strip().splitlines()[-1]
+  assert last.startswith(f'error: {path}: ') and message in last
+  assert 'Traceback' not in result.stderr
