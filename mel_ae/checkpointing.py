@@ -2,7 +2,8 @@
 'meta' item holding the config and the normaliser, so a checkpoint alone is
 enough to denoise."""
 import os
-from typing import Any, Dict, Optional
+import time
+from typing import Any, Dict
 
 import jax
 import orbax.checkpoint as ocp
@@ -21,7 +22,9 @@ def create_manager(workdir: str, keep: int = 3,
   options = ocp.CheckpointManagerOptions(
       read_only=read_only,
       preservation_policy=ocp.checkpoint_managers.LatestN(keep),
-      enable_async_checkpointing=not read_only)
+      enable_async_checkpointing=not read_only,
+      # A save killed midway leaves only a tmp folder; clear it on restart.
+      cleanup_tmp_directories=not read_only)
   return ocp.CheckpointManager(checkpoint_dir(workdir), item_names=ITEMS,
                                options=options)
 
@@ -54,5 +57,12 @@ def restore_variables(manager: ocp.CheckpointManager,
   return {'params': state['params'], 'batch_stats': state['batch_stats']}
 
 
-def latest_step(manager: ocp.CheckpointManager) -> Optional[int]:
-  return manager.latest_step()
+def quarantine(manager: ocp.CheckpointManager, step: int) -> str:
+  """Moves a damaged step out of the manager's sight, keeping its files."""
+  root = str(manager.directory)
+  target = os.path.join(os.path.dirname(root), 'damaged_checkpoints',
+                        f'{step}-{int(time.time())}')
+  os.makedirs(os.path.dirname(target), exist_ok=True)
+  os.replace(os.path.join(root, str(step)), target)
+  manager.reload()
+  return target

@@ -6,15 +6,21 @@ has the same shape (one compilation) and memory does not grow with length.
 With the margin at least the model's receptive radius, the result equals
 running the model over the whole file at once.
 """
+import dataclasses
 import functools
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import flax.linen as nn
 import jax
+import ml_collections
 import numpy as np
 
+from mel_ae import audio
+from mel_ae import checkpointing
 from mel_ae import features
 from mel_ae import input_pipeline
+from mel_ae import mel_io
+from mel_ae import models
 
 
 @functools.partial(jax.jit, static_argnums=0)
@@ -59,3 +65,65 @@ def denoise_power(model: nn.Module, variables: Dict[str, Any],
       infer_config.chunk_frames, infer_config.margin_frames,
       infer_config.batch_size)
   return [normalizer.inverse(o).astype(np.float32) for o in outs]
+
+
+def _tuples(value):
+  """JSON gives lists back; configs hold tuples (ml_collections overrides)."""
+  if isinstance(value, dict):
+    return {k: _tuples(v) for k, v in value.items()}
+  return tuple(value) if isinstance(value, list) else value
+
+
+@dataclasses.dataclass
+class Denoiser:
+  """A trained model ready for inference: no optimizer, no TrainState."""
+  config: ml_collections.ConfigDict
+  variables: Dict[str, Any]
+  normalizer: features.Normalizer
+  step: int
+
+  @property
+  def model(self) -> nn.Module:
+    return models.build_model(self.config.model)
+
+  @property
+  def spec(self) -> audio.MelSpec:
+    return audio.MelSpec.from_config(self.config.audio)
+
+  def denoise_batch(self, mels: Sequence[np.ndarray]) -> List[np.ndarray]:
+    """Power mels (n_mels, T) of any lengths -> same shapes and dtypes."""
+    checked = [mel_io.validate_mel(np.asarray(m), f'input {i}',
+                                   self.config.audio.n_mels)
+               for i, m in enumerate(mels)]
+    outs = denoise_power(self.model, self.variables, self.normalizer, checked,
+                         self.config.infer)
+    return [o.astype(np.asarray(m).dtype) for o, m in zip(outs, mels)]
+
+  def denoise(self, mel: np.ndarray) -> np.ndarray:
+    return self.denoise_batch([mel])[0]
+
+  def denoise_audio(self, wave: np.ndarray, sr: int) -> np.ndarray:
+    """Waveform in, waveform out (Griffin-Lim phase), at the input rate."""
+    spec = self.spec
+    wave = audio.resample(np.asarray(wave, np.float32), sr, spec.sr)
+    out = audio.mel_to_audio(self.denoise(audio.audio_to_mel(wave, spec)), spec)
+    return audio.resample(out, spec.sr, sr)
+
+
+def load(workdir: str, step: Optional[int] = None) -> Denoiser:
+  """The checkpoint at `step` (default: the latest) of a training workdir."""
+  manager = checkpointing.create_manager(workdir, read_only=True)
+  steps = manager.all_steps()
+  if not steps:
+    raise mel_io.MelFileError(
+        f'{workdir}: no checkpoint in {checkpointing.checkpoint_dir(workdir)}')
+  step = max(steps) if step is None else step
+  if step not in steps:
+    raise mel_io.MelFileError(f'{workdir}: no checkpoint for step {step} '
+                              f'(have {steps})')
+  meta = checkpointing.restore_meta(manager, step)
+  variables = checkpointing.restore_variables(manager, step)
+  manager.close()
+  return Denoiser(ml_collections.ConfigDict(_tuples(meta['config'])),
+                  variables, features.Normalizer.from_dict(meta['normalizer']),
+                  step)

@@ -62,6 +62,12 @@ def _scores(pred, ref, normalizer, prefix=''):
   }
 
 
+def _improvement(row: Mapping) -> float:
+  noisy_mse = row['noisy_competition_mse']
+  return (1.0 - row['competition_mse'] / noisy_mse if noisy_mse > 0
+          else float('nan'))
+
+
 def file_metrics(pred: np.ndarray, ref: np.ndarray, normalizer: Normalizer,
                  noisy: Optional[np.ndarray] = None) -> dict:
   """All metrics of one file; with `noisy`, also the input's and the gain.
@@ -74,9 +80,7 @@ def file_metrics(pred: np.ndarray, ref: np.ndarray, normalizer: Normalizer,
   row = _scores(pred, ref, normalizer)
   if noisy is not None:
     row.update(_scores(noisy, ref, normalizer, prefix='noisy_'))
-    noisy_mse = row['noisy_competition_mse']
-    row['mse_improvement'] = (1.0 - row['competition_mse'] / noisy_mse
-                              if noisy_mse > 0 else float('nan'))
+    row['mse_improvement'] = _improvement(row)
     row['lsd_improvement_db'] = row['noisy_lsd_db'] - row['lsd_db']
   return row
 
@@ -84,11 +88,15 @@ def file_metrics(pred: np.ndarray, ref: np.ndarray, normalizer: Normalizer,
 def summarize(rows: Sequence[Mapping]) -> dict:
   """Unweighted mean over files of every numeric column (others dropped).
 
-  Each file counts once whatever its length, as when files are scored one
-  by one.
+  Each file counts once whatever its length, as when files are scored one by
+  one. The mean row's `mse_improvement` is that of the mean MSEs, not a mean
+  of per-file ratios, which a few nearly clean inputs would dominate.
   """
   if not rows:
     raise ValueError('no rows to summarize')
   numeric = [k for k, v in rows[0].items()
              if isinstance(v, (int, float)) and not isinstance(v, bool)]
-  return {k: float(np.mean([row[k] for row in rows])) for k in numeric}
+  summary = {k: float(np.mean([row[k] for row in rows])) for k in numeric}
+  if 'mse_improvement' in summary:
+    summary['mse_improvement'] = _improvement(summary)
+  return summary

@@ -1,9 +1,10 @@
 """Training and evaluation of mel autoencoders; knows nothing of argv."""
 import dataclasses
 import functools
+import json
 import os
 import time
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from absl import logging
 from flax.training import train_state
@@ -201,6 +202,69 @@ def _fetch_losses(pending, step: int, last_saved: Optional[int]) -> float:
   return float(losses.mean())
 
 
+# What a resumed run may not change: the model, the features, the objective.
+_FIXED_FIELDS = ('model', 'audio', 'data.transform', 'data.root',
+                 'data.top_db', 'train.mode')
+
+
+def incompatible_fields(saved: Dict[str, Any], current: Dict[str, Any],
+                        prefix: str = '') -> List[str]:
+  """'field: saved -> current' for each fixed field a new config changes."""
+  changes = []
+  for key in sorted(set(saved) | set(current)):
+    name = prefix + key
+    old, new = saved.get(key), current.get(key)
+    if not any(name == f or name.startswith(f + '.') or f.startswith(name + '.')
+               for f in _FIXED_FIELDS):
+      continue
+    if isinstance(old, dict) and isinstance(new, dict):
+      changes += incompatible_fields(old, new, name + '.')
+    elif json.loads(json.dumps(old)) != json.loads(json.dumps(new)):
+      changes.append(f'{name}: {old!r} -> {new!r}')
+  return changes
+
+
+def _resume(manager, workdir: str, config, abstract):
+  """(step, state, meta) of the newest readable checkpoint, or (0, None, None).
+
+  A damaged step is reported in one line and moved aside (never deleted);
+  older good steps are tried next.
+  """
+  for step in sorted(manager.all_steps(), reverse=True):
+    try:
+      meta = checkpointing.restore_meta(manager, step)
+    except Exception as e:  # pylint: disable=broad-except
+      meta, error = None, e
+    if meta is not None:
+      changes = incompatible_fields(meta['config'], config.to_dict())
+      if changes:
+        raise ConfigError(
+            f'{workdir} holds a run with another model or features '
+            f'({"; ".join(changes)}); use a new --workdir')
+      try:
+        state = checkpointing.restore_state(manager, step, abstract)
+        logging.info('Resumed from step %d in %s', step, workdir)
+        return step, state, meta
+      except Exception as e:  # pylint: disable=broad-except
+        error = e
+    moved = checkpointing.quarantine(manager, step)
+    logging.warning('Checkpoint step %d is damaged (%s: %s); moved to %s, '
+                    'trying an older one', step, type(error).__name__,
+                    str(error).splitlines()[0][:200] if str(error) else '',
+                    moved)
+  return 0, None, None
+
+
+def _check_finite(state: TrainState, step: int, last_saved) -> None:
+  """No checkpoint holding NaN or inf is ever written."""
+  finite = jax.tree_util.tree_map(lambda x: jnp.all(jnp.isfinite(x)),
+                                  (state.params, state.batch_stats))
+  if not all(jax.device_get(jax.tree_util.tree_leaves(finite))):
+    raise FloatingPointError(
+        f'non-finite parameters at step {step}; last good checkpoint: '
+        f'{last_saved if last_saved else "none"}')
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict,
                        workdir: str) -> TrainState:
   """Trains (resuming from WORKDIR/checkpoints if any) and evaluates."""
@@ -208,21 +272,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   t = config.train
   os.makedirs(workdir, exist_ok=True)
   manager = checkpointing.create_manager(workdir, t.keep_checkpoints)
-  start = checkpointing.latest_step(manager)
-  meta = checkpointing.restore_meta(manager, start) if start else None
-  data = load_data(config, meta and features.Normalizer.from_dict(
-      meta['normalizer']))
   replicated, data_sharding = _shardings()
   input_shape = (t.batch_size, config.audio.n_mels, config.data.crop_frames, 1)
   init = functools.partial(create_train_state, jax.random.PRNGKey(config.seed),
                            config, input_shape)
-  if start:
-    abstract = jax.tree_util.tree_map(
-        lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=replicated),
-        jax.eval_shape(init))
-    state = checkpointing.restore_state(manager, start, abstract)
-    logging.info('Resumed from step %d in %s', start, workdir)
-  else:
+  abstract = jax.tree_util.tree_map(
+      lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=replicated),
+      jax.eval_shape(init))
+  start, state, meta = _resume(manager, workdir, config, abstract)
+  data = load_data(config, meta and features.Normalizer.from_dict(
+      meta['normalizer']))
+  if state is None:
     state = jax.jit(init, out_shardings=replicated)()
   logging.info('Model: %d trainable parameters',
                models.count_params(state.params))
@@ -231,10 +291,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   eval_fn = jax.jit(eval_step)
   sampler = input_pipeline.CropSampler(data.train, config.data.crop_frames,
                                        t.batch_size, config.seed)
-  writer = writers.MetricWriter(workdir, start or 0)
+  writer = writers.MetricWriter(workdir, start)
   meta = {'config': config.to_dict(), 'normalizer': data.normalizer.to_dict()}
   pending, last_saved = [], start
-  window_start, window_step = time.perf_counter(), start or 0
+  window_start, window_step = time.perf_counter(), start
   for step in range(int(state.step) + 1, t.num_steps + 1):
     batch = {'input': _to_global(sampler(step), data_sharding)}
     state, step_metrics = step_fn(state, batch)
@@ -254,6 +314,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
     _log_progress(step, t.num_steps, row['train_loss'],
                   row['examples_per_sec'], t.batch_size)
     if step % t.checkpoint_every == 0 or is_last:
+      _check_finite(state, step, last_saved)
       checkpointing.save(manager, step, state, meta)
       last_saved = step
     window_start, window_step = time.perf_counter(), step

@@ -49,6 +49,14 @@ class MetricsTest(absltest.TestCase):
     rows = [{'file': 'a', 'x': 1.0, 'y': 2}, {'file': 'b', 'x': 3.0, 'y': 4}]
     self.assertEqual(metrics.summarize(rows), {'x': 2.0, 'y': 3.0})
 
+  def test_summary_improvement_is_of_mean_mses(self):
+    rows = [{'competition_mse': 1.0, 'noisy_competition_mse': 2.0,
+             'mse_improvement': 0.5},
+            {'competition_mse': 1.0, 'noisy_competition_mse': 100.0,
+             'mse_improvement': 0.99}]
+    self.assertAlmostEqual(metrics.summarize(rows)['mse_improvement'],
+                           1 - 1 / 51)
+
 
 if __name__ == '__main__':
   absltest.main()
