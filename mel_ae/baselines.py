@@ -68,7 +68,7 @@ METHODS: Dict[str, Callable[..., np.ndarray]] = {
 # Flag name -> (method, keyword, help). Defaults come from the signatures
 # above, so each lives in one place.
 _FLAG_PARAMS = {
-    'lowpass_width': ('lowpass', 'width', 'lowpass: frames averaged.'),
+    'lowpass_width': ('lowpass', 'width', 'lowpass: frames averaged (odd).'),
     'median_size': ('median', 'size', 'median: window as bands,frames.'),
     'ss_quiet_fraction': ('spectral_subtraction', 'quiet_fraction',
                           'spectral_subtraction: fraction of frames (the '

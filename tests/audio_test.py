@@ -75,13 +75,13 @@ def test_griffin_lim_round_trip_keeps_the_mel():
   wave = audio.mel_to_audio(mel, SPEC, seed=0)
   again = audio.audio_to_mel(wave, SPEC)
   assert again.shape == mel.shape
-  # Spectral convergence of the mel magnitude; measured 0.08 (librosa's
-  # mel_to_audio: 0.10 on the same kind of input).
+  # Spectral convergence of the mel magnitude: measured 0.097, log-mel
+  # correlation 0.992 (librosa mel_to_stft + griffinlim: 0.122 and 0.983).
   error = np.linalg.norm(np.sqrt(again) - np.sqrt(mel)) / np.linalg.norm(
       np.sqrt(mel))
-  assert error < 0.2
+  assert error < 0.15
   assert np.corrcoef(np.log(mel + 1e-6).ravel(),
-                     np.log(again + 1e-6).ravel())[0, 1] > 0.95
+                     np.log(again + 1e-6).ravel())[0, 1] > 0.97
   np.testing.assert_array_equal(wave, audio.mel_to_audio(mel, SPEC, seed=0))
 
 

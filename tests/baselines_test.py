@@ -35,7 +35,7 @@ class BaselinesTest(parameterized.TestCase):
     rng = np.random.default_rng(1)
     noisy = clean + level * rng.gamma(8.0, 1 / 8.0, clean.shape)
     denoised = baselines.spectral_subtraction(noisy)
-    # Measured: MSE drops from 4.1 to 0.42 (the bias goes, the variance stays).
+    # Measured: MSE drops from 4.1 to 0.54 (the bias goes, the variance stays).
     self.assertLess(competition_mse(denoised, clean),
                     0.2 * competition_mse(noisy, clean))
 
@@ -43,6 +43,7 @@ class BaselinesTest(parameterized.TestCase):
     clean = _smooth_clean()
     noisy = clean + np.random.default_rng(2).normal(0.0, 5.0, clean.shape)
     denoised = baselines.lowpass(noisy)
+    # Measured: MSE drops from 25 to 8.4 (a third of the variance is left).
     self.assertLess(competition_mse(denoised, clean),
                     0.5 * competition_mse(noisy, clean))
 
