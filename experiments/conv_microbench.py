@@ -2,13 +2,14 @@
 
 Forward + backward (grads w.r.t. input and kernel, as inside the model) of
   plain:  jnp.repeat upsample, then SAME conv at 128x128;
-  phase:  mel_ae.upsample_conv (one low-res 3x3 conv, 64 channels, interleave);
-  phase4: four separate per-phase 3x3 convs at low resolution, stacked
+  phase:  mel_ae.upsample_conv: four per-phase 3x3 convs at low resolution,
+          interleaved;
+  wide:   the same as ONE low-res 3x3 conv with 4 * 16 output channels
           (the alternative `phase` was chosen over).
 Variants run interleaved in short windows; the median window is reported,
 because the machine is shared and noisy.
 
-  PYTHONPATH=. python experiments/conv_microbench.py [--seconds 20] [--kernel 5]
+  python -m experiments.conv_microbench [--seconds 20] [--kernel 5]
 """
 import argparse
 import statistics
@@ -22,28 +23,37 @@ import numpy as np
 from mel_ae import upsample_conv as uc
 
 
-def phase4(x: jax.Array, kernel: jax.Array, factor: int) -> jax.Array:
-  """f*f separate low-res convs, each with its own tight kernel and padding."""
-  taps, lo = uc.phase_taps(kernel.shape[0], factor)
-  rows = []
-  for a in range(factor):
-    cols = []
-    for b in range(factor):
-      ta, tb = _tight(taps[a]), _tight(taps[b])
-      k = jnp.einsum('sy,tx,yxio->stio', ta[0], tb[0], kernel)
-      pad = [(-(lo + t[1]), t[0].shape[0] - 1 + lo + t[1]) for t in (ta, tb)]
-      cols.append(jax.lax.conv_general_dilated(
-          x, k, (1, 1), pad, dimension_numbers=('NHWC', 'HWIO', 'NHWC')))
-    rows.append(jnp.stack(cols, axis=3))  # (B, H, W, f_b, C)
-  y = jnp.stack(rows, axis=2)  # (B, H, f_a, W, f_b, C)
-  n, h, _, w, _, c = y.shape
-  return y.reshape(n, h * factor, w * factor, c)
+def wide(x: jax.Array, kernel: jax.Array, factor: int) -> jax.Array:
+  """All phases as ONE low-res conv with f*f*out channels, then interleave.
+
+  The combined kernel spans the union of the phases' offsets (zeros where a
+  phase has no tap); output channels are ordered (a, b, out).
+  """
+  k = kernel.shape[0]
+  phases = _phases(k, factor)
+  lo, hi = _span(phases)
+  taps = np.zeros((factor, hi - lo + 1, k), np.float32)
+  for a, (t, l) in enumerate(phases):
+    taps[a, l - lo:l - lo + len(t)] = t
+  k2 = jnp.einsum('asy,btx,yxio->stiabo', taps, taps, kernel)
+  n, cin, cout = k2.shape[0], kernel.shape[2], kernel.shape[3]
+  k2 = k2.reshape(n, n, cin, factor * factor * cout)
+  y = jax.lax.conv_general_dilated(
+      x, k2, (1, 1), ((-lo, hi), (-lo, hi)),
+      dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+  b, h, w, _ = y.shape
+  y = y.reshape(b, h, w, factor, factor, cout).transpose(0, 1, 3, 2, 4, 5)
+  return y.reshape(b, h * factor, w * factor, cout)
 
 
-def _tight(taps_a: np.ndarray) -> tuple[jax.Array, int]:
-  """Drops the all-zero offsets of one phase: (rows kept, first kept row)."""
-  used = np.flatnonzero(taps_a.any(axis=1))
-  return jnp.asarray(taps_a[used[0]:used[-1] + 1]), int(used[0])
+def _phases(kernel_size: int, factor: int) -> list[tuple[np.ndarray, int]]:
+  return [uc.phase_taps(kernel_size, factor, a) for a in range(factor)]
+
+
+def _span(phases: list[tuple[np.ndarray, int]]) -> tuple[int, int]:
+  """First and last low-res offset read by any phase."""
+  return (min(lo for _, lo in phases),
+          max(len(t) - 1 + lo for t, lo in phases))
 
 
 def fwd_bwd(fn: Callable, factor: int) -> Callable:
@@ -71,6 +81,16 @@ def time_windows(steps: dict[str, Callable], args: tuple, seconds: float,
   return times
 
 
+def executed_fraction(kernel_size: int, factor: int) -> dict[str, float]:
+  """MACs each variant executes, relative to the full-resolution conv."""
+  phases = _phases(kernel_size, factor)
+  lo, hi = _span(phases)
+  taps = sum(len(t) for t, _ in phases)
+  full = (factor * kernel_size) ** 2
+  return {'plain': 1.0, 'phase': taps ** 2 / full,
+          'wide': (factor * (hi - lo + 1)) ** 2 / full}
+
+
 def main() -> None:
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   p.add_argument('--batch', type=int, default=32)
@@ -88,7 +108,7 @@ def main() -> None:
   g = jax.random.normal(kg, (a.batch, full, full, a.cout))
   steps = {'plain': fwd_bwd(uc.upsample_conv_plain, a.factor),
            'phase': fwd_bwd(uc.upsample_conv_phase, a.factor),
-           'phase4': fwd_bwd(phase4, a.factor)}
+           'wide': fwd_bwd(wide, a.factor)}
   times = time_windows(steps, (x, w, g), a.seconds)
   # Nominal FLOPs of the full-resolution layer: 2 per MAC, x3 for fwd+bwd.
   gflop = 6 * a.batch * full * full * a.kernel ** 2 * a.cin * a.cout / 1e9
@@ -96,10 +116,12 @@ def main() -> None:
   print(f'{jax.devices()[0].device_kind}, jax {jax.__version__}, '
         f'B={a.batch} {a.size}x{a.size}x{a.cin} -> {full}x{full}x{a.cout}, '
         f'k={a.kernel}, {gflop:.1f} nominal GFLOP per fwd+bwd')
+  frac = executed_fraction(a.kernel, a.factor)
   for name, ts in times.items():
     t = statistics.median(ts)
-    print(f'{name:7s} {t * 1e3:8.1f} ms  (min {min(ts) * 1e3:.1f}, '
-          f'{len(ts)} windows)  {gflop / t:6.1f} nominal GFLOP/s  '
+    print(f'{name:6s} {t * 1e3:7.1f} ms (min {min(ts) * 1e3:6.1f}, '
+          f'{len(ts)} windows)  nominal {gflop / t:5.1f} GFLOP/s, '
+          f'executed {frac[name] * gflop / t:5.1f} GFLOP/s  '
           f'speedup {base / t:.2f}x')
 
 

@@ -1,4 +1,4 @@
-r"""Synthesises the small speech corpus shipped in mel_ae/corpus.
+"""Synthesises the small speech corpus shipped in mel_ae/corpus.
 
 The competition data cannot be redistributed, so tests, examples and smoke
 runs use this stand-in: one espeak-ng speaker, power mels as librosa makes
@@ -21,6 +21,7 @@ import dataclasses
 import json
 import os
 import subprocess
+import sys
 import tempfile
 
 from absl import app
@@ -107,21 +108,25 @@ def synthesise(text: str, voice) -> np.ndarray:
   return np.pad(wave, (int(LEAD_S * SPEC.sr), 0))
 
 
+def voice_of(split: str, index: int):
+  if split == 'heldout':
+    return HELDOUT_VOICE
+  if split == 'babble':  # A crowd: several voices, none of them the speaker.
+    return BABBLE_VOICES[index % len(BABBLE_VOICES)]
+  return MAIN_VOICE
+
+
 def utterances(rng: np.random.Generator):
   """{split: [(text, voice, wave)]} with durations in [MIN_S, MAX_S]."""
   pool = sentences(rng)
-  voices = {'heldout': HELDOUT_VOICE}
   out = {}
   for split, count in SPLITS + (('babble', N_BABBLE),):
     out[split] = []
     while len(out[split]) < count:
-      voice = voices.get(split, MAIN_VOICE)
-      if split == 'babble':
-        voice = BABBLE_VOICES[len(out[split]) % len(BABBLE_VOICES)]
-      text = next(pool)
+      voice, text = voice_of(split, len(out[split])), next(pool)
       wave = synthesise(text, voice)
       if MIN_S <= len(wave) / SPEC.sr <= MAX_S:
-        out[split].append((text, voice[0], wave))
+        out[split].append((text, voice, wave))
   return out
 
 
@@ -155,51 +160,73 @@ def to_mel(wave: np.ndarray) -> np.ndarray:
 def floor_sigma(gain: float) -> float:
   """Std of white noise whose mel (after `gain`) has mean FLOOR_MEL.
 
-  For white noise every STFT bin has power sigma^2 * sum(window^2); the mel
-  adds the bins with the filterbank weights.
+  For white noise every STFT bin has power sigma^2 * sum(window^2), which is
+  3/8 n_fft for a Hann window; the mel adds bins with the filterbank weights.
   """
-  window_energy = np.sum(audio._window(SPEC) ** 2)  # pylint: disable=protected-access
+  window_energy = 0.375 * SPEC.n_fft
   per_band = window_energy * audio.mel_filterbank(SPEC).sum(axis=1).mean()
   return float(np.sqrt(FLOOR_MEL / (gain * per_band)))
+
+
+def add_floor_and_gain(utts, seed: int):
+  """{split: [(uid, text, voice, clean wave)]} on the corpus power scale.
+
+  Every wave gets a quiet white floor (a real microphone's self-noise), sized
+  from a speech-only gain; the final global gain includes the floor, so the
+  clean training maximum is exactly PEAK. Ids run on across the splits.
+  """
+  speech_gain = PEAK / max(audio.audio_to_mel(w, SPEC).max()
+                           for _, _, w in utts['train'])
+  sigma = floor_sigma(speech_gain)
+  out, uid = {}, 0
+  for split, _ in SPLITS:
+    out[split] = []
+    for text, voice, wave in utts[split]:
+      rng = np.random.default_rng([seed, uid, 0])
+      out[split].append(
+          (uid, text, voice, wave + sigma * rng.standard_normal(len(wave))))
+      uid += 1
+  gain = PEAK / max(audio.audio_to_mel(w, SPEC).max()
+                    for *_, w in out['train'])
+  return {split: [(*u[:3], np.sqrt(gain) * u[3]) for u in items]
+          for split, items in out.items()}
 
 
 def build(seed: int):
   """Yields (relative path, float16 mel, manifest entry) for every file."""
   utts = utterances(np.random.default_rng(seed))
-  gain = PEAK / max(audio.audio_to_mel(w, SPEC).max()
-                    for _, _, w in utts['train'])
-  sigma = floor_sigma(gain)
   babble_waves = [w for _, _, w in utts['babble']]
-  uid = 0
-  for split, _ in SPLITS:
+  for split, items in add_floor_and_gain(utts, seed).items():
     kinds = HELDOUT_NOISES if split == 'heldout' else MAIN_NOISES
-    for i, (text, voice, wave) in enumerate(utts[split]):
-      rng = np.random.default_rng([seed, uid])
-      clean = np.sqrt(gain) * wave + sigma * rng.standard_normal(len(wave))
-      entry = {'text': text, 'voice': voice}
+    for i, (uid, text, voice, clean) in enumerate(items):
+      entry = {'text': text, 'espeak': '-v {} -s {} -p {}'.format(*voice)}
       if split == 'train':
         yield f'train/{uid:03d}.npy', to_mel(clean), entry
-      else:
-        kind, snr = kinds[i % len(kinds)], round(rng.uniform(0, 15), 1)
-        entry.update(noise=kind, snr_db=snr)
-        noisy = noise.mix_at_snr(
-            clean, make_noise(kind, len(clean), rng, babble_waves), snr)
-        folder = 'noisy' if split == 'noisy' else f'{split}/noisy'
-        yield f'{folder}/noised_{uid:03d}.npy', to_mel(noisy), entry
-        if split != 'noisy':
-          yield f'{split}/clean/{uid:03d}.npy', to_mel(clean), entry
-      uid += 1
+        continue
+      rng = np.random.default_rng([seed, uid, 1])
+      kind, snr = kinds[i % len(kinds)], round(rng.uniform(0, 15), 1)
+      entry.update(noise=kind, snr_db=snr)
+      noisy = noise.mix_at_snr(
+          clean, make_noise(kind, len(clean), rng, babble_waves), snr)
+      folder = 'noisy' if split == 'noisy' else f'{split}/noisy'
+      yield f'{folder}/noised_{uid:03d}.npy', to_mel(noisy), entry
+      if split != 'noisy':
+        yield f'{split}/clean/{uid:03d}.npy', to_mel(clean), entry
 
 
 def main(argv):
   del argv
   manifests = {_OUT.value: {}, _HELDOUT_OUT.value: {}}
+  for root in manifests:
+    if os.path.exists(os.path.join(root, 'manifest.json')) and (
+        not _OVERWRITE.value):
+      sys.exit(f'{root}: holds a corpus already (pass --overwrite)')
   for rel, mel, entry in build(_SEED.value):
     root = _HELDOUT_OUT.value if rel.startswith('heldout/') else _OUT.value
     rel = rel.removeprefix('heldout/')
     path = os.path.join(root, rel)
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    mel_io.save_mel(path, mel, overwrite=_OVERWRITE.value)
+    mel_io.save_mel(path, mel, overwrite=True)
     manifests[root][rel] = {**entry, 'frames': mel.shape[1]}
   params = {'seed': _SEED.value, 'peak': PEAK, 'floor_mel': FLOOR_MEL,
             'dtype': 'float16', **dataclasses.asdict(SPEC)}

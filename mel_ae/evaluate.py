@@ -13,7 +13,6 @@ when run as a script, so other tools can import `evaluate_dirs` freely.
 """
 import json
 import os
-import re
 import sys
 from typing import Dict, List, Optional, Tuple
 
@@ -23,19 +22,14 @@ import numpy as np
 
 from mel_ae import metrics
 from mel_ae.features import Normalizer, fit_normalizer
-from mel_ae.mel_io import MelFileError, load_mel, list_files
-
-def file_key(path: str) -> str:
-  """The matching key of a file: its stem without a leading non-digit run."""
-  stem = os.path.splitext(os.path.basename(path))[0]
-  return re.sub(r'^\D+', '', stem) or stem
-
+from mel_ae.mel_io import (MelFileError, list_files, load_mel,
+                           refuse_overwrite, stem_key)
 
 def _index(directory: str, problems: List[str]) -> Dict[str, str]:
   """Key -> path of a folder's .npy files, noting keys held by two files."""
   index = {}
   for path in list_files(directory, suffixes=('.npy',)):
-    key = file_key(path)
+    key = stem_key(path)
     if key in index:
       problems.append(f'{path}: same key {key!r} as {index[key]}')
     index[key] = path
@@ -45,7 +39,7 @@ def _index(directory: str, problems: List[str]) -> Dict[str, str]:
 def _load_matched(ref: str, indexes: Dict[str, Tuple[str, Dict[str, str]]],
                   problems: List[str]) -> Optional[Dict[str, np.ndarray]]:
   """Role -> mel of a reference and its matches; None after any problem."""
-  key, paths = file_key(ref), {'ref': ref}
+  key, paths = stem_key(ref), {'ref': ref}
   for role, (directory, index) in indexes.items():
     if key in index:
       paths[role] = index[key]
@@ -105,14 +99,9 @@ def format_table(rows: List[dict], summary: dict) -> str:
       for line in cells)
 
 
-def _refuse_overwrite(path: str, overwrite: bool) -> None:
-  if os.path.exists(path) and not overwrite:
-    raise MelFileError(f'{path}: exists already (pass --overwrite to replace)')
-
-
 def write_json(path: str, report: dict, overwrite: bool = False) -> None:
   """Writes the report atomically; refuses to replace a file by default."""
-  _refuse_overwrite(path, overwrite)
+  refuse_overwrite(path, overwrite)
   tmp = path + '.tmp'
   with open(tmp, 'w') as f:
     json.dump(report, f, indent=2)
@@ -138,7 +127,7 @@ def main(argv):
   args = flags.FLAGS
   try:
     if args.json:  # Fail before the slow part, not after it.
-      _refuse_overwrite(args.json, args.overwrite)
+      refuse_overwrite(args.json, args.overwrite)
     rows, summary = evaluate_dirs(args.pred, args.ref, args.noisy,
                                   root=args.root)
     print(format_table(rows, summary))

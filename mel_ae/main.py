@@ -5,7 +5,6 @@
 Kept short on purpose: the logic lives in `train.py`, importable from a
 notebook. Any config field can be overridden, e.g. --config.model.kernel_size=3.
 """
-import logging as std_logging
 import sys
 
 from absl import app
@@ -14,6 +13,7 @@ from absl import logging
 import jax
 from ml_collections import config_flags
 
+from mel_ae import cli
 from mel_ae import mel_io
 from mel_ae import train
 
@@ -24,16 +24,10 @@ config_flags.DEFINE_config_file('config', None, 'Training config file.',
                                 lock_config=True)
 
 
-def _quiet_libraries(record) -> bool:
-  """Keeps orbax's and JAX's INFO chatter out of the run's log."""
-  return record.levelno >= std_logging.WARNING or not any(
-      lib in record.pathname for lib in ('/orbax/', '/jax/', '/jax_'))
-
-
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {" ".join(argv[1:])}')
-  std_logging.getLogger('absl').addFilter(_quiet_libraries)
+  cli.quiet_library_logs()
   if FLAGS.config.distributed:  # Multi-host: coordinator from the environment.
     jax.distributed.initialize()
   logging.info('JAX devices: %s', jax.devices())

@@ -55,6 +55,13 @@ def read_npy(path: str) -> np.ndarray:
                        ) from None
 
 
+def stored_dtype(path: str) -> np.dtype:
+  """The dtype a .npy file stores (float32 for audio), read from its header."""
+  if not path.lower().endswith(MEL_SUFFIX):
+    return np.dtype(np.float32)
+  return np.load(path, mmap_mode='r', allow_pickle=False).dtype
+
+
 def load_mel(path: str, n_mels: Optional[int] = None,
              min_frames: int = 1) -> np.ndarray:
   """Loads and validates one power mel (.npy), returned as float32."""
@@ -72,10 +79,14 @@ def list_files(directory: str, suffixes=(MEL_SUFFIX,) + AUDIO_SUFFIXES):
   return [os.path.join(directory, f) for f in names]
 
 
-def save_mel(path: str, mel: np.ndarray, overwrite: bool = False) -> None:
-  """Writes a mel atomically; refuses to replace an existing file by default."""
+def refuse_overwrite(path: str, overwrite: bool) -> None:
   if os.path.exists(path) and not overwrite:
     raise MelFileError(f'{path}: exists already (pass --overwrite to replace)')
+
+
+def save_mel(path: str, mel: np.ndarray, overwrite: bool = False) -> None:
+  """Writes a mel atomically; refuses to replace an existing file by default."""
+  refuse_overwrite(path, overwrite)
   tmp = path + '.tmp.npy'
   np.save(tmp, mel, allow_pickle=False)
   os.replace(tmp, path)
@@ -84,10 +95,11 @@ def save_mel(path: str, mel: np.ndarray, overwrite: bool = False) -> None:
 def stem_key(path: str) -> str:
   """The name that pairs files: `noised_012.npy` and `012.wav` both give '012'.
 
-  The extension and one leading alphabetic prefix ending in '_' are dropped.
+  The extension and a leading run of non-digits are dropped; a name with no
+  digits is its own key.
   """
   stem = os.path.splitext(os.path.basename(path))[0]
-  return re.sub(r'^[A-Za-z]+_', '', stem)
+  return re.sub(r'^\D+', '', stem) or stem
 
 
 def match_by_stem(paths: Sequence[str], ref_paths: Sequence[str]) -> List[str]:

@@ -1,6 +1,7 @@
 """Audio-domain noise, used to build the synthetic corpus.
 
-Each generator returns a zero-mean float64 signal of unit RMS, so that only
+Each generator returns a float64 signal of unit RMS (zero-mean, except the
+sparse bursts and clicks whose silences stay exactly zero), so that only
 `mix_at_snr` sets the level. All randomness comes from the `np.random.Generator`
 passed in, which keeps the corpus reproducible from one seed.
 """
@@ -9,8 +10,10 @@ from typing import Sequence
 import numpy as np
 
 
-def _unit_rms(x: np.ndarray) -> np.ndarray:
-  x = x - x.mean()
+def _unit_rms(x: np.ndarray, centre: bool = True) -> np.ndarray:
+  """Scales to RMS 1; centre=False keeps the exact zeros of sparse noise."""
+  if centre:
+    x = x - x.mean()
   rms = np.sqrt(np.mean(x ** 2))
   return x / rms if rms > 0 else x
 
@@ -89,7 +92,7 @@ def bursts(n: int, sr: int, rng: np.random.Generator, rate_hz: float = 2.0,
   count = max(rng.poisson(rate_hz * n / sr), 1)
   for start in rng.integers(0, max(n - width, 1), count):
     envelope[start:start + width] += np.hanning(width)[:n - start]
-  return _unit_rms(envelope * rng.standard_normal(n))
+  return _unit_rms(envelope * rng.standard_normal(n), centre=False)
 
 
 def clicks(n: int, rng: np.random.Generator, count: int = 20) -> np.ndarray:
@@ -97,7 +100,7 @@ def clicks(n: int, rng: np.random.Generator, count: int = 20) -> np.ndarray:
   x = np.zeros(n)
   x[rng.integers(0, n, count)] = rng.uniform(0.3, 1.0, count) * rng.choice(
       [-1.0, 1.0], count)
-  return _unit_rms(x)
+  return _unit_rms(x, centre=False)
 
 
 def babble(waves: Sequence[np.ndarray], n: int, rng: np.random.Generator,

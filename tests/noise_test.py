@@ -28,7 +28,8 @@ def test_generators_are_zero_mean_unit_rms_and_seeded():
   other = _all_kinds(N, np.random.default_rng(4))
   for kind, x in first.items():
     assert x.shape == (N,), kind
-    assert abs(x.mean()) < 1e-9 and abs(noise.power(x) - 1) < 1e-9, kind
+    assert abs(noise.power(x) - 1) < 1e-9, kind
+    assert abs(x.mean()) < (1e-2 if kind in ('bursts', 'clicks') else 1e-9)
     np.testing.assert_array_equal(x, again[kind], err_msg=kind)
     assert not np.array_equal(x, other[kind]), kind
 
@@ -78,5 +79,5 @@ def test_band_limited_stays_in_band():
 def test_bursts_and_clicks_are_intermittent():
   rng = np.random.default_rng(0)
   bursts = noise.bursts(N, SR, rng, rate_hz=2.0, burst_s=0.05)
-  assert np.mean(np.abs(bursts) < 1e-6) > 0.5
-  assert np.count_nonzero(np.abs(noise.clicks(N, rng, 20)) > 1e-3) <= 20
+  assert np.mean(bursts == 0) > 0.5
+  assert np.count_nonzero(noise.clicks(N, rng, 20)) <= 20

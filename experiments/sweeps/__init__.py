@@ -1,0 +1,1 @@
+"""Sweep definitions for experiments/sweep.py: one module per study."""

@@ -1,0 +1,12 @@
+"""What the command-line entry points share."""
+import logging
+
+
+def _quiet(record: logging.LogRecord) -> bool:
+  return record.levelno >= logging.WARNING or not any(
+      lib in record.pathname for lib in ('/orbax/', '/jax/', '/jax_'))
+
+
+def quiet_library_logs() -> None:
+  """Keeps orbax's and JAX's INFO chatter out of our commands' output."""
+  logging.getLogger('absl').addFilter(_quiet)

@@ -1,0 +1,130 @@
+"""The sweep runner: point names and flags, skip/resume logic, and a real
+two-point sweep on the tiny config (runs, skips on rerun, aggregates)."""
+import csv
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from conftest import ROOT
+from experiments import sweep as sweep_lib
+
+
+def test_values_format_as_config_flags_and_names_are_safe():
+  assert sweep_lib.format_value((8, 16, 32)) == '(8,16,32)'
+  assert sweep_lib.format_value((16,)) == '(16,)'
+  assert sweep_lib.format_value('') == ''
+  assert sweep_lib.format_value(False) == 'False'
+  assert sweep_lib.format_value(2.0) == '2.0'
+  point = {'model.encoder_channels': (8, 16), 'data.noisy_dir': '',
+           ('data.transform', 'data.root'): ('db', 16.0), 'seed': 1}
+  name = sweep_lib.point_name(point)
+  assert name == ('encoder_channels-8x16__noisy_dir-empty__'
+                  'transform+root-db_16__seed-1')
+  # Two keys with the same last part keep their full names apart.
+  assert sweep_lib.point_name({'a.pool': 1, 'b.pool': 2}) == 'a.pool-1__b.pool-2'
+
+
+def test_grid_is_the_product_and_commands_carry_every_override():
+  sweep = {'name': 's', 'config': 'configs/tiny.py',
+           'overrides': {'train.num_steps': 2},
+           'grid': {'model.kernel_size': [3, 5], 'seed': [0, 1, 2]}}
+  pts = sweep_lib.points(sweep)
+  assert len(pts) == 6 and pts[1] == {'model.kernel_size': 3, 'seed': 1}
+  cmd = sweep_lib.command(sweep, pts[1], '/w')
+  assert cmd[1:3] == ['-m', 'mel_ae.main']
+  assert cmd[-3:] == ['--config.train.num_steps=2',
+                      '--config.model.kernel_size=3', '--config.seed=1']
+  config = sweep_lib.effective_config(sweep, pts[1])
+  assert (config.train.num_steps, config.model.kernel_size) == (2, 3)
+  with pytest.raises(KeyError, match='kernel_sise'):
+    sweep_lib.effective_config({**sweep, 'overrides': {
+        'model.kernel_sise': 3}}, pts[0])
+
+
+def test_a_point_is_finished_only_with_its_last_row_and_checkpoint(tmp_path):
+  workdir = str(tmp_path)
+  assert not sweep_lib.is_finished(workdir, 6)
+  with open(os.path.join(workdir, 'metrics.jsonl'), 'w') as f:
+    f.write('{"step": 3}\n{"step": 6}\n{"ste')  # A line cut short.
+  assert not sweep_lib.is_finished(workdir, 6)  # No checkpoint 6 yet.
+  os.makedirs(os.path.join(workdir, 'checkpoints', '6'))
+  assert sweep_lib.is_finished(workdir, 6)
+  assert not sweep_lib.is_finished(workdir, 9)  # num_steps raised: resume.
+
+
+def _write_sweep(path, name, corpus, kernel_sizes):
+  overrides = {'data.train_dir': corpus['train'], 'data.noisy_dir': '',
+               'data.test_noisy_dir': corpus['test_noisy'],
+               'data.test_clean_dir': corpus['test_clean'],
+               'train.num_steps': 4}
+  path.write_text(textwrap.dedent(f"""
+      def get_sweep():
+        return {{'name': {name!r}, 'config': 'configs/tiny.py',
+                'overrides': {overrides!r},
+                'grid': {{'model.kernel_size': {kernel_sizes!r}}}}}
+      """))
+  return str(path)
+
+
+def _sweep(args):
+  env = dict(os.environ, JAX_DISABLE_MOST_OPTIMIZATIONS='1')  # Faster compiles.
+  return subprocess.run([sys.executable, '-m', 'experiments.sweep'] + args,
+                        cwd=ROOT, env=env, capture_output=True, text=True,
+                        timeout=300)
+
+
+def test_two_point_sweep_runs_skips_on_rerun_and_aggregates(corpus, tmp_path):
+  root, results = str(tmp_path / 'runs'), str(tmp_path / 'results')
+  flags = [f'--root={root}', f'--results_dir={results}']
+  path = _write_sweep(tmp_path / 'two.py', 'two', corpus, [3, 5])
+  first = _sweep([path, '--parallel=2'] + flags)
+  assert first.returncode == 0, first.stderr[-3000:]
+  workdirs = [os.path.join(root, 'two', f'kernel_size-{k}') for k in (3, 5)]
+  for workdir in workdirs:
+    rows = [json.loads(l) for l in open(os.path.join(workdir, 'metrics.jsonl'))]
+    assert rows[-1]['step'] == 4 and 'test_mse' in rows[-1]
+  stamps = [os.path.getmtime(os.path.join(w, 'metrics.jsonl'))
+            for w in workdirs]
+
+  again = _sweep([path] + flags)
+  assert again.returncode == 0, again.stderr[-3000:]
+  assert again.stderr.count('finished, skipped') == 2
+  assert 'training' not in again.stderr
+  assert stamps == [os.path.getmtime(os.path.join(w, 'metrics.jsonl'))
+                    for w in workdirs]
+
+  with open(os.path.join(results, 'two.csv')) as f:
+    table = list(csv.DictReader(f))
+  assert [r['model.kernel_size'] for r in table] == ['3', '5']
+  assert all(r['status'] == 'done' and r['step'] == '4' for r in table)
+  assert all(float(r['test_mse']) > 0 and float(r['test_noisy_mse']) > 0
+             for r in table)
+  markdown = open(os.path.join(results, 'two.md')).read()
+  assert '| kernel_size-5 | done | 4 |' in markdown
+  assert os.path.getsize(os.path.join(results, 'two.png')) > 1000
+
+  # Another sweep containing an identical point copies it, trains nothing.
+  path = _write_sweep(tmp_path / 'one.py', 'one', corpus, [5])
+  copied = _sweep([path] + flags)
+  assert copied.returncode == 0, copied.stderr[-3000:]
+  assert 'copied' in copied.stderr and 'training' not in copied.stderr
+  assert sweep_lib.is_finished(os.path.join(root, 'one', 'kernel_size-5'), 4)
+
+
+def test_a_failing_point_is_reported_and_the_sweep_exits_nonzero(tmp_path):
+  path = tmp_path / 'bad.py'
+  path.write_text(textwrap.dedent("""
+      def get_sweep():
+        return {'name': 'bad', 'config': 'configs/tiny.py',
+                'overrides': {'data.train_dir': '/no/such/dir'},
+                'grid': {'seed': [0]}}
+      """))
+  result = _sweep([str(path), f'--root={tmp_path / "runs"}',
+                   f'--results_dir={tmp_path / "results"}'])
+  assert result.returncode != 0
+  assert 'failed points' in result.stderr and 'bad/seed-0' in result.stderr
+  assert 'does not exist' in result.stderr  # The point's own last line.
