@@ -18,6 +18,9 @@ def get_config() -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
   config.seed = 0
   config.distributed = False  # multi-host: jax.distributed.initialize()
+  # Compiled XLA programs are cached here, so a rerun or resume starts in
+  # seconds; '' turns the cache off.
+  config.compilation_cache_dir = '~/.cache/mel_ae/xla'
 
   config.audio = ml_collections.ConfigDict()
   config.audio.sr = 22050

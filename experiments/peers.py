@@ -3,8 +3,8 @@
 Same architecture as the Flax seed (32,513 trainable params):
 MaxPool 2x2 -> Conv 8, 16, 32 (5x5, same, BN, ReLU) -> nearest 2x upsample ->
 Conv 16, 8 (5x5, same, BN, ReLU) -> Conv 1 (3x3) -> sigmoid.
-Each peer runs in the configuration measured fastest here (PERF_NOTES.md):
-PyTorch eager with channels_last, Keras 3 on TensorFlow with
+Each peer runs in its fastest float32 configuration measured here
+(PERF_NOTES.md): PyTorch eager with channels_last, Keras 3 on TensorFlow with
 `jit_compile=False`. A trainer trains on one fixed random batch held on the
 device and synchronises at the end of every step, so timing calls is fair.
 torch / tensorflow are imported lazily: this module imports without them.

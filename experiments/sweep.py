@@ -60,6 +60,9 @@ flags.DEFINE_bool('aggregate_only', False,
 # The final metrics reported per point, in table order.
 METRICS = ('train_loss', 'val_mse', 'val_power_mse', 'test_mse',
            'test_noisy_mse')
+# Also per point: trainable parameters (from train.log) and the last logged
+# training throughput (machine-load dependent; for rough cost only).
+EXTRAS = ('params', 'examples_per_sec')
 SEED = 'seed'
 
 
@@ -73,6 +76,8 @@ def load_sweep(path: str) -> Dict[str, Any]:
   spec.loader.exec_module(module)
   sweep = dict(module.get_sweep())
   sweep.setdefault('overrides', {})
+  sweep.setdefault('file', os.path.relpath(path, REPO) if os.path.abspath(
+      path).startswith(REPO + os.sep) else path)
   missing = {'name', 'config', 'grid'} - set(sweep)
   if missing:
     raise ValueError(f'{path}: get_sweep() lacks {sorted(missing)}')
@@ -332,8 +337,20 @@ def collect(sweep: Dict[str, Any], root: str) -> List[Dict[str, Any]]:
       status = f'partial ({final["step"]}/{num_steps})' if rows else 'missing'
     records.append({'point': name, 'values': point, 'status': status,
                     'step': final.get('step'),
-                    **{m: final.get(m) for m in METRICS}})
+                    **{m: final.get(m) for m in METRICS},
+                    'params': _params(workdir),
+                    'examples_per_sec': final.get('examples_per_sec')})
   return records
+
+
+def _params(workdir: str) -> Optional[int]:
+  """The trainable-parameter count main.py logs, or None."""
+  try:
+    with open(os.path.join(workdir, 'train.log')) as f:
+      found = re.findall(r'Model: (\d+) trainable parameters', f.read())
+  except OSError:
+    return None
+  return int(found[-1]) if found else None
 
 
 def _label(value: Any) -> str:
@@ -349,6 +366,8 @@ def _key_label(key: Any) -> str:
 
 
 def _fmt(x: Optional[float]) -> str:
+  if isinstance(x, int):
+    return str(x)
   return '' if x is None else f'{x:.4g}'
 
 
@@ -379,11 +398,11 @@ def write_csv(path: str, sweep: Dict[str, Any],
   with open(path, 'w', newline='') as f:
     w = csv.writer(f)
     w.writerow(['point'] + [_key_label(k) for k in keys] +
-               ['status', 'step'] + list(METRICS))
+               ['status', 'step'] + list(METRICS) + list(EXTRAS))
     for r in records:
       w.writerow([r['point']] + [_label(r['values'][k]) for k in keys] +
                  [r['status'], r['step']] +
-                 ['' if r[m] is None else repr(r[m]) for m in METRICS])
+                 ['' if r[m] is None else repr(r[m]) for m in METRICS + EXTRAS])
 
 
 def write_markdown(path: str, sweep: Dict[str, Any],
@@ -397,8 +416,8 @@ def write_markdown(path: str, sweep: Dict[str, Any],
            'grid: ' + ', '.join(f'`{_key_label(k)}` in '
                                 f'{[_label(v) for v in sweep["grid"][k]]}'
                                 for k in keys) + '.', '',
-           f'Rerun: `python -m experiments.sweep '
-           f'experiments/sweeps/{sweep["name"]}.py --parallel=1`.', '',
+           f'Rerun: `python -m experiments.sweep {sweep.get("file", "SWEEP.py")} '
+           '--parallel=1` (finished points are skipped).', '',
            'Final metrics (last logged step). `test_mse` is the competition '
            'metric (raw-power MSE of the denoised test files, mean over files); '
            '`test_noisy_mse` scores the untouched noisy input; `val_power_mse` '
@@ -407,24 +426,28 @@ def write_markdown(path: str, sweep: Dict[str, Any],
     seeds = f'mean ± std over {SEED}s' if SEED in keys else 'one run each'
     lines += [f'## Summary ({seeds})', '',
               '| ' + ' | '.join(_key_label(k) for k in swept) +
-              ' | runs | test_mse | test_noisy_mse | val_power_mse | val_mse |',
-              '|' + '---|' * (len(swept) + 5)]
+              ' | runs | test_mse | test_noisy_mse | val_power_mse | val_mse '
+              '| params |', '|' + '---|' * (len(swept) + 6)]
     columns = [summarise(records, swept, m) for m in
                ('test_mse', 'test_noisy_mse', 'val_power_mse', 'val_mse')]
+    params = summarise(records, swept, 'params')
     for i, (values, test) in enumerate(columns[0]):
       cells = []
       for column in columns:
-        m, s = mean_std(column[i][1])
-        cells.append('' if math.isnan(m) else f'{m:.4g} ± {s:.2g}')
+        found = column[i][1]
+        m, s = mean_std(found)
+        cells.append('' if not found else f'{m:.4g}' if len(found) == 1 else
+                     f'{m:.4g} ± {s:.2g}')
+      cells.append(str(params[i][1][0]) if params[i][1] else '')
       lines.append('| ' + ' | '.join(_label(v) for v in values) +
                    f' | {len(test)} | ' + ' | '.join(cells) + ' |')
     lines += ['', f'![{sweep["name"]}]({plot_name})', '']
   lines += ['## Every run', '',
-            '| point | status | step | ' + ' | '.join(METRICS) + ' |',
-            '|' + '---|' * (3 + len(METRICS))]
+            '| point | status | step | ' + ' | '.join(METRICS + EXTRAS) + ' |',
+            '|' + '---|' * (3 + len(METRICS + EXTRAS))]
   for r in records:
     lines.append(f'| {r["point"]} | {r["status"]} | {r["step"] or ""} | ' +
-                 ' | '.join(_fmt(r[m]) for m in METRICS) + ' |')
+                 ' | '.join(_fmt(r[m]) for m in METRICS + EXTRAS) + ' |')
   with open(path, 'w') as f:
     f.write('\n'.join(lines) + '\n')
 

@@ -5,6 +5,7 @@
 Kept short on purpose: the logic lives in `train.py`, importable from a
 notebook. Any config field can be overridden, e.g. --config.model.kernel_size=3.
 """
+import os
 import sys
 
 from absl import app
@@ -30,6 +31,10 @@ def main(argv):
   cli.quiet_library_logs()
   if FLAGS.config.distributed:  # Multi-host: coordinator from the environment.
     jax.distributed.initialize()
+  if FLAGS.config.compilation_cache_dir:
+    jax.config.update('jax_compilation_cache_dir',
+                      os.path.expanduser(FLAGS.config.compilation_cache_dir))
+    jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.5)
   logging.info('JAX devices: %s', jax.devices())
   try:
     train.train_and_evaluate(FLAGS.config, FLAGS.workdir)

@@ -21,6 +21,7 @@ from mel_ae import inference
 from mel_ae import input_pipeline
 from mel_ae import metrics
 from mel_ae import models
+from mel_ae import report
 from mel_ae import writers
 
 
@@ -158,10 +159,20 @@ def _to_global(batch: np.ndarray, sharding) -> jax.Array:
   return jax.make_array_from_process_local_data(sharding, local)
 
 
-def evaluate(state: TrainState, data: Data, config, eval_fn,
-             data_sharding) -> Dict[str, float]:
-  """Validation MSE (model domain) and the test set's competition MSE."""
-  results = {}
+def _denoise_test(state: TrainState, data: Data, config) -> List[np.ndarray]:
+  """The paired test set's noisy files denoised by the current model."""
+  variables = {'params': state.params, 'batch_stats': state.batch_stats}
+  return inference.denoise_power(models.build_model(config.model), variables,
+                                 data.normalizer, data.test[0].mels,
+                                 config.infer)
+
+
+def evaluate(state: TrainState, data: Data, config, eval_fn, data_sharding):
+  """Validation MSEs and the test set's competition MSE.
+
+  Returns the metrics and the denoised test files (None without a test set).
+  """
+  results, denoised = {}, None
   if data.val:
     windows, mask = input_pipeline.tile_windows(data.val, config.data.crop_frames)
     recon = np.concatenate([
@@ -178,15 +189,12 @@ def evaluate(state: TrainState, data: Data, config, eval_fn,
         weights=weight))
   if data.test:
     noisy, clean = data.test
-    model = models.build_model(config.model)
-    variables = {'params': state.params, 'batch_stats': state.batch_stats}
-    denoised = inference.denoise_power(model, variables, data.normalizer,
-                                       noisy.mels, config.infer)
+    denoised = _denoise_test(state, data, config)
     results['test_mse'] = float(np.mean([
         metrics.competition_mse(p, c) for p, c in zip(denoised, clean.mels)]))
     results['test_noisy_mse'] = float(np.mean([
         metrics.competition_mse(n, c) for n, c in zip(noisy.mels, clean.mels)]))
-  return results
+  return results, denoised
 
 
 def _log_progress(step: int, num_steps: int, loss: float, rate: float,
@@ -297,7 +305,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
                                        t.batch_size, config.seed)
   writer = writers.MetricWriter(workdir, start)
   meta = {'config': config.to_dict(), 'normalizer': data.normalizer.to_dict()}
-  pending, last_saved = [], start
+  pending, last_saved, test_outputs = [], start, None
   window_start, window_step = time.perf_counter(), start
   for step in range(int(state.step) + 1, t.num_steps + 1):
     batch = {'input': _to_global(sampler(step), data_sharding)}
@@ -313,7 +321,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
     row['examples_per_sec'] = (step - window_step) * t.batch_size / (
         now - window_start)
     if step % t.eval_every == 0 or is_last:
-      row.update(evaluate(state, data, config, eval_fn, data_sharding))
+      results, test_outputs = evaluate(state, data, config, eval_fn,
+                                       data_sharding)
+      row.update(results)
     writer.write(step, row)
     _log_progress(step, t.num_steps, row['train_loss'],
                   row['examples_per_sec'], t.batch_size)
@@ -325,4 +335,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   manager.wait_until_finished()
   manager.close()
   writer.close()
+  if data.test:
+    path = report.write_report(
+        workdir, int(state.step),
+        test_outputs or _denoise_test(state, data, config), data.test,
+        data.normalizer, audio.MelSpec.from_config(config.audio))
+    logging.info('Test-set report: %s', path)
   return state

@@ -7,9 +7,11 @@ landing on low-res offset floor((a + d) / factor). Summing the taps that land
 on the same offset gives factor**2 small kernels (3x3 for 2x and 5x5: 2.8x
 fewer FLOPs); their low-res outputs are interleaved (depth-to-space). Exact.
 
-factor**2 separate convs, not one conv with factor**2 * out channels: on a
-2-core CPU XLA's kernel gradient of the wide conv was ~3x slower than the
-whole separate version (experiments/conv_microbench.py).
+Why factor**2 separate convs, not one conv with factor**2 * out channels: on
+the 2-core CPU, XLA's kernel gradient of that wide conv alone took longer than
+the whole separate version (the wide one's fwd+bwd was ~2.8x slower, see
+experiments/conv_microbench.py); and separate convs skip the zero taps of odd
+kernels (2x2 per phase instead of 3x3, for 2x and 3x3).
 
 The parameters are exactly `nn.Conv(features, (k, k))`'s (`kernel` (k, k, in,
 out), `bias` (out,)), so `phase` can be flipped without touching checkpoints.

@@ -60,7 +60,7 @@ def _write_sweep(path, name, corpus, kernel_sizes):
   overrides = {'data.train_dir': corpus['train'], 'data.noisy_dir': '',
                'data.test_noisy_dir': corpus['test_noisy'],
                'data.test_clean_dir': corpus['test_clean'],
-               'train.num_steps': 4}
+               'train.num_steps': 2}
   path.write_text(textwrap.dedent(f"""
       def get_sweep():
         return {{'name': {name!r}, 'config': 'configs/tiny.py',
@@ -77,7 +77,8 @@ def _sweep(args):
                         timeout=300)
 
 
-def test_two_point_sweep_runs_skips_on_rerun_and_aggregates(corpus, tmp_path):
+def test_two_point_sweep_runs_skips_on_rerun_and_aggregates(corpus, tmp_path,
+                                                            monkeypatch):
   root, results = str(tmp_path / 'runs'), str(tmp_path / 'results')
   flags = [f'--root={root}', f'--results_dir={results}']
   path = _write_sweep(tmp_path / 'two.py', 'two', corpus, [3, 5])
@@ -86,45 +87,56 @@ def test_two_point_sweep_runs_skips_on_rerun_and_aggregates(corpus, tmp_path):
   workdirs = [os.path.join(root, 'two', f'kernel_size-{k}') for k in (3, 5)]
   for workdir in workdirs:
     rows = [json.loads(l) for l in open(os.path.join(workdir, 'metrics.jsonl'))]
-    assert rows[-1]['step'] == 4 and 'test_mse' in rows[-1]
+    assert rows[-1]['step'] == 2 and 'test_mse' in rows[-1]
   stamps = [os.path.getmtime(os.path.join(w, 'metrics.jsonl'))
             for w in workdirs]
 
-  again = _sweep([path] + flags)
-  assert again.returncode == 0, again.stderr[-3000:]
-  assert again.stderr.count('finished, skipped') == 2
-  assert 'training' not in again.stderr
+  # Rerun (in-process, as the CLI does): nothing trains, nothing changes.
+  sweep = sweep_lib.load_sweep(path)
+  monkeypatch.setattr(sweep_lib, '_run_point', _must_not_run)
+  assert sweep_lib.run_sweep(sweep, root) == (
+      ['kernel_size-3', 'kernel_size-5'], [])
   assert stamps == [os.path.getmtime(os.path.join(w, 'metrics.jsonl'))
                     for w in workdirs]
+  sweep_lib.aggregate(sweep, root, results)
 
   with open(os.path.join(results, 'two.csv')) as f:
     table = list(csv.DictReader(f))
   assert [r['model.kernel_size'] for r in table] == ['3', '5']
-  assert all(r['status'] == 'done' and r['step'] == '4' for r in table)
+  assert all(r['status'] == 'done' and r['step'] == '2' for r in table)
   assert all(float(r['test_mse']) > 0 and float(r['test_noisy_mse']) > 0
              for r in table)
   markdown = open(os.path.join(results, 'two.md')).read()
-  assert '| kernel_size-5 | done | 4 |' in markdown
+  assert '| kernel_size-5 | done | 2 |' in markdown
   assert os.path.getsize(os.path.join(results, 'two.png')) > 1000
 
-  # Another sweep containing an identical point copies it, trains nothing.
-  path = _write_sweep(tmp_path / 'one.py', 'one', corpus, [5])
-  copied = _sweep([path] + flags)
-  assert copied.returncode == 0, copied.stderr[-3000:]
-  assert 'copied' in copied.stderr and 'training' not in copied.stderr
-  assert sweep_lib.is_finished(os.path.join(root, 'one', 'kernel_size-5'), 4)
+  # Another sweep holding an identical point copies it, trains nothing.
+  one = sweep_lib.load_sweep(_write_sweep(tmp_path / 'one.py', 'one', corpus,
+                                          [5]))
+  assert sweep_lib.run_sweep(one, root) == (['kernel_size-5'], [])
+  copy = os.path.join(root, 'one', 'kernel_size-5')
+  assert sweep_lib.is_finished(copy, 2)
+  assert json.load(open(os.path.join(copy, 'sweep_point.json')))[
+      'copied_from'] == workdirs[1]
 
 
-def test_a_failing_point_is_reported_and_the_sweep_exits_nonzero(tmp_path):
-  path = tmp_path / 'bad.py'
-  path.write_text(textwrap.dedent("""
-      def get_sweep():
-        return {'name': 'bad', 'config': 'configs/tiny.py',
-                'overrides': {'data.train_dir': '/no/such/dir'},
-                'grid': {'seed': [0]}}
-      """))
-  result = _sweep([str(path), f'--root={tmp_path / "runs"}',
-                   f'--results_dir={tmp_path / "results"}'])
-  assert result.returncode != 0
-  assert 'failed points' in result.stderr and 'bad/seed-0' in result.stderr
-  assert 'does not exist' in result.stderr  # The point's own last line.
+def _must_not_run(cmd, workdir):
+  raise AssertionError(f'trained {workdir}')
+
+
+def test_a_failing_point_is_reported_and_the_others_still_run(
+    tmp_path, monkeypatch):
+  def fake_command(sweep, point, workdir):
+    code = ('import sys; sys.exit("error: boom")' if point['seed'] == 0 else
+            'print("fine")')
+    return [sys.executable, '-c', code]
+  monkeypatch.setattr(sweep_lib, 'command', fake_command)
+  sweep = {'name': 'bad', 'config': 'configs/tiny.py', 'overrides': {},
+           'grid': {'seed': [0, 1]}}
+  root = str(tmp_path / 'runs')
+  skipped, failed = sweep_lib.run_sweep(sweep, root)
+  assert (skipped, failed) == ([], ['seed-0', 'seed-1'])  # 1 never finishes.
+  log = open(os.path.join(root, 'bad', 'seed-1', 'train.log')).read()
+  assert 'fine' in log
+  assert sweep_lib._run_point(fake_command(None, {'seed': 0}, None),
+                              str(tmp_path / 'w'))[::2] == (1, 'error: boom')

@@ -5,11 +5,11 @@ of configs/base.py's 3000 steps, evaluating and checkpointing only at the end.
 All sweeps use the same budget so their base point (kernel 5, pool 2, root 16,
 BatchNorm on, crop 128, seed 0) is one run, copied between sweeps.
 """
-NUM_STEPS = 300
+NUM_STEPS = 60
 
 SHORT = {
     'train.num_steps': NUM_STEPS,
     'train.eval_every': NUM_STEPS,
     'train.checkpoint_every': NUM_STEPS,
-    'train.log_every': 50,
+    'train.log_every': 20,
 }

@@ -1,0 +1,68 @@
+"""WORKDIR/report.md: the final model beside every classical baseline on the
+paired test set, with example spectrograms and the training curves."""
+import os
+from typing import Dict, List, Sequence
+
+import numpy as np
+
+from mel_ae import baselines
+from mel_ae import metrics
+from mel_ae import plots
+from mel_ae import writers
+
+_COLUMNS = ('competition_mse', 'normalized_mse', 'lsd_db', 'mse_improvement')
+_EXAMPLES = 3
+
+
+def method_table(outputs: Dict[str, Sequence[np.ndarray]],
+                 noisy: Sequence[np.ndarray], clean: Sequence[np.ndarray],
+                 normalizer) -> Dict[str, dict]:
+  """Mean metrics per method over the test files."""
+  return {name: metrics.summarize([
+      metrics.file_metrics(p, c, normalizer, n)
+      for p, c, n in zip(preds, clean, noisy)]) for name, preds in outputs.items()}
+
+
+def markdown_table(table: Dict[str, dict]) -> List[str]:
+  lines = ['| method | ' + ' | '.join(_COLUMNS) + ' |',
+           '|---|' + '---:|' * len(_COLUMNS)]
+  best = min(table, key=lambda m: table[m]['competition_mse'])
+  for name, row in table.items():
+    label = f'**{name}**' if name == best else name
+    lines.append(f'| {label} | ' + ' | '.join(f'{row[c]:.4g}' for c in _COLUMNS)
+                 + ' |')
+  return lines
+
+
+def write_report(workdir: str, step: int, model_outputs: List[np.ndarray],
+                 test, normalizer, spec) -> str:
+  """Writes report.md (+ report/*.png) and returns its path."""
+  noisy, clean = test
+  outputs = {'model': model_outputs}
+  outputs.update({name: [baselines.apply(name, m) for m in noisy.mels]
+                  for name in baselines.METHODS})
+  table = method_table(outputs, noisy.mels, clean.mels, normalizer)
+  figures = os.path.join(workdir, 'report')
+  os.makedirs(figures, exist_ok=True)
+  lines = [f'# Test-set report, checkpoint step {step}', '',
+           f'{len(clean.mels)} paired files; metrics are means over files '
+           '(competition_mse: raw power domain; mse_improvement: 1 - mse / '
+           'noisy input mse; baselines at their default parameters).', '']
+  lines += markdown_table(table) + ['']
+  for i in range(min(_EXAMPLES, len(clean.mels))):
+    name = os.path.basename(noisy.paths[i])
+    png = f'example_{i}.png'
+    plots.spectrogram_panels(
+        os.path.join(figures, png),
+        {'noisy': noisy.mels[i], 'model': model_outputs[i],
+         'spectral_subtraction': outputs['spectral_subtraction'][i],
+         'clean': clean.mels[i]}, spec.sr, spec.hop_length, name)
+    lines.append(f'![{name}](report/{png})')
+  plots.training_curves(os.path.join(figures, 'curves.png'),
+                        writers.read_metrics(workdir))
+  lines += ['', '![training curves](report/curves.png)', '']
+  path = os.path.join(workdir, 'report.md')
+  with open(path + '.tmp', 'w') as f:
+    f.write('\n'.join(lines))
+  os.replace(path + '.tmp', path)
+  return path
