@@ -53,10 +53,14 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.bn_momentum = 0.99  # Keras' default, as in the seed
   config.model.bn_epsilon = 1e-3  # Keras' default, as in the seed
   config.model.output_activation = 'sigmoid'  # 'sigmoid', 'relu' or 'linear'
+  config.model.output_mode = 'image'  # 'image' (seed), 'mask' or 'residual'
+  config.model.skip_channels = 0  # > 0: full-resolution skip (small U-Net)
   config.model.phase_upsample = True  # exact fast form of upsample+conv
 
   config.train = ml_collections.ConfigDict()
-  config.train.mode = 'autoencoder'  # input = target = clean crop
+  config.train.mode = 'autoencoder'  # input = target = clean; or 'denoise'
+  # Extra loss term: weight of the MSE in raw power (the competition metric).
+  config.train.loss_power_weight = 0.0
   config.train.num_steps = 3000
   config.train.batch_size = 16
   config.train.learning_rate = 1e-3
@@ -69,6 +73,17 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.checkpoint_every = 500
   config.train.keep_checkpoints = 3
   config.train.eval_batch_size = 16
+
+  # Noise mixed into clean crops in train.mode='denoise'.
+  config.noise = ml_collections.ConfigDict()
+  config.noise.kinds = ('white', 'pink', 'brown', 'hum', 'babble', 'estimated')
+  config.noise.snr_db = (0.0, 15.0)  # uniform range, per example
+  config.noise.cross_std = 0.0  # random |S||N|cos term; 0 = powers add
+  config.noise.seconds = 20.0  # length of each synthetic noise texture
+  config.noise.babble_textures = 8
+  config.noise.babble_talkers = 4
+  config.noise.babble_frames = 512
+  config.noise.quiet_fraction = 0.3  # frames of a noisy file taken as noise
 
   # Denoising a whole file: windows of chunk_frames outputs, each with
   # margin_frames of context per side (>= the model's receptive radius).

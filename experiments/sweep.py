@@ -368,7 +368,7 @@ def _key_label(key: Any) -> str:
 def _fmt(x: Optional[float]) -> str:
   if isinstance(x, int):
     return str(x)
-  return '' if x is None else f'{x:.4g}'
+  return '' if x is None else f'{x:.5g}'
 
 
 def summarise(records: List[Dict[str, Any]], by: Sequence[Any],
@@ -436,8 +436,8 @@ def write_markdown(path: str, sweep: Dict[str, Any],
       for column in columns:
         found = column[i][1]
         m, s = mean_std(found)
-        cells.append('' if not found else f'{m:.4g}' if len(found) == 1 else
-                     f'{m:.4g} ± {s:.2g}')
+        cells.append('' if not found else f'{m:.5g}' if len(found) == 1 else
+                     f'{m:.5g} ± {s:.2g}')
       cells.append(str(params[i][1][0]) if params[i][1] else '')
       lines.append('| ' + ' | '.join(_label(v) for v in values) +
                    f' | {len(test)} | ' + ' | '.join(cells) + ' |')
@@ -454,15 +454,17 @@ def write_markdown(path: str, sweep: Dict[str, Any],
 
 def write_plot(path: str, sweep: Dict[str, Any],
                records: List[Dict[str, Any]]) -> bool:
-  """Per swept key: test_mse and val_power_mse (mean ± std over seeds and
-  the other swept keys' lines) against its values; noisy input dashed."""
+  """Per swept key: test_mse, val_power_mse and val_mse (mean ± std over
+  seeds; one line per value of the other swept keys) against its values; the
+  noisy input's test_mse dashed. val_mse is in the model domain: it ranks
+  architectures, but not transforms."""
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use('Agg')
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
   swept = [k for k in sweep['grid'] if k != SEED]
   if not swept:
     return False
-  panels = ('test_mse', 'val_power_mse')
+  panels = ('test_mse', 'val_power_mse', 'val_mse')
   fig, axes = plt.subplots(len(swept), len(panels), squeeze=False,
                            figsize=(4.6 * len(panels), 3.4 * len(swept)))
   for row, key in enumerate(swept):
@@ -493,9 +495,10 @@ def write_plot(path: str, sweep: Dict[str, Any],
                   label='noisy input' if line == lines[0] else None)
       ax.set_xticks(range(len(xs)), [_label(x) for x in xs])
       ax.set_xlabel(_key_label(key))
-      ax.set_title(metric + (' (mean ± std over seeds)'
-                             if SEED in sweep['grid'] else ''), fontsize=9)
-      ax.set_yscale('log')
+      ax.set_title(metric + (' (model domain)' if metric == 'val_mse' else '')
+                   + (', mean ± std over seeds' if SEED in sweep['grid'] else
+                      ''), fontsize=9)
+      ax.ticklabel_format(axis='y', useOffset=False)
       if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=7)
   fig.suptitle(f'sweep {sweep["name"]}', fontsize=10)

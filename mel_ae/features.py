@@ -38,12 +38,15 @@ class Normalizer:
       z = np.clip(z, 0.0, None)
     return z.astype(np.float32)
 
-  def inverse(self, z) -> np.ndarray:
-    """Model domain -> power mel; exact inverse of `forward` for kind='root'."""
-    c = np.asarray(z, np.float64) * self.scale + self.offset
+  def inverse(self, z, xp=np):
+    """Model domain -> power mel; exact inverse of `forward` for kind='root'.
+
+    `xp=jax.numpy` gives a differentiable version for losses in raw power.
+    """
+    c = (np.asarray(z, np.float64) if xp is np else z) * self.scale + self.offset
     if self.kind == 'root':
-      return np.power(np.clip(c, 0.0, None), self.root)
-    return np.clip(np.power(10.0, c / 10.0) - _DB_EPS, 0.0, None)
+      return xp.power(xp.clip(c, 0.0, None), self.root)
+    return xp.clip(xp.power(10.0, c / 10.0) - _DB_EPS, 0.0, None)
 
   def to_dict(self) -> dict:
     return dataclasses.asdict(self)

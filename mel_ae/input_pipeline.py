@@ -11,6 +11,7 @@ import numpy as np
 
 from mel_ae import audio
 from mel_ae import mel_io
+from mel_ae import noise_bank
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,3 +110,27 @@ def batches(arrays: List[np.ndarray], batch_size: int,
       chunk = [np.concatenate([c, np.full((missing,) + c.shape[1:], fill,
                                           c.dtype)]) for c in chunk]
     yield chunk
+
+
+class NoisyCropSampler:
+  """Denoising pairs: clean crops with noise from a bank mixed in (in power),
+  both mapped to the model domain. Batch `step` depends on (seed, step) only."""
+
+  def __init__(self, clean_power: Sequence[np.ndarray], bank, normalizer,
+               crop_frames: int, batch_size: int, seed: int, noise_config):
+    self._crops = CropSampler(clean_power, crop_frames, batch_size, seed)
+    self._bank = bank
+    self._normalizer = normalizer
+    self._seed = seed
+    self._noise = noise_config
+
+  def __call__(self, step: int) -> dict:
+    clean = self._crops(step)[..., 0]
+    rng = np.random.default_rng([self._seed, step, 1])
+    low, high = self._noise.snr_db
+    noisy = np.stack([
+        noise_bank.mix(c, self._bank.sample(rng, c.shape[1]),
+                       rng.uniform(low, high), self._noise.cross_std, rng)
+        for c in clean])
+    return {'input': self._normalizer.forward(noisy)[..., None],
+            'target': self._normalizer.forward(clean)[..., None]}

@@ -17,6 +17,7 @@ from mel_ae import upsample_conv
 # Keras' Conv2D default, which the seed used.
 _KERNEL_INIT = nn.initializers.xavier_uniform()
 
+OUTPUT_MODES = ('image', 'mask', 'residual')
 OUTPUT_ACTIVATIONS = {
     'sigmoid': nn.sigmoid,
     'relu': nn.relu,
@@ -25,7 +26,14 @@ OUTPUT_ACTIVATIONS = {
 
 
 class AutoEncoder(nn.Module):
-  """Pool -> encoder convs -> upsample -> decoder convs -> 1-channel output."""
+  """Pool -> encoder convs -> upsample -> decoder convs -> 1-channel output.
+
+  output_mode 'image' returns the activation of the last conv (the seed);
+  'mask' multiplies the input by a sigmoid mask; 'residual' adds a correction
+  to the input (then ReLU, as power is >= 0). skip_channels > 0 adds a
+  full-resolution conv of the input, concatenated after the upsampling: a
+  one-level U-Net, so detail need not pass through the pooling.
+  """
   encoder_channels: Sequence[int] = (8, 16, 32)
   decoder_channels: Sequence[int] = (16, 8)
   kernel_size: int = 5
@@ -35,6 +43,8 @@ class AutoEncoder(nn.Module):
   bn_momentum: float = 0.99
   bn_epsilon: float = 1e-3
   output_activation: str = 'sigmoid'
+  output_mode: str = 'image'
+  skip_channels: int = 0
   phase_upsample: bool = True
 
   def _block(self, conv: nn.Module, x: jax.Array, train: bool) -> jax.Array:
@@ -45,13 +55,12 @@ class AutoEncoder(nn.Module):
     return nn.relu(x)
 
   @nn.compact
-  def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+  def __call__(self, inputs: jax.Array, train: bool = False) -> jax.Array:
     kernel = (self.kernel_size, self.kernel_size)
     conv = functools.partial(nn.Conv, kernel_size=kernel,
                              kernel_init=_KERNEL_INIT)
     p = self.pool
-    if p > 1:
-      x = nn.max_pool(x, (p, p), strides=(p, p))
+    x = nn.max_pool(inputs, (p, p), strides=(p, p)) if p > 1 else inputs
     for channels in self.encoder_channels:
       x = self._block(conv(channels), x, train)
     # The first decoder conv also undoes the pooling: nearest upsample + conv,
@@ -59,10 +68,17 @@ class AutoEncoder(nn.Module):
     x = self._block(upsample_conv.UpsampleConv(
         self.decoder_channels[0], self.kernel_size, p,
         phase=self.phase_upsample, kernel_init=_KERNEL_INIT), x, train)
+    if self.skip_channels:
+      skip = self._block(conv(self.skip_channels), inputs, train)
+      x = jnp.concatenate([x, skip], axis=-1)
     for channels in self.decoder_channels[1:]:
       x = self._block(conv(channels), x, train)
     k_out = (self.output_kernel_size, self.output_kernel_size)
     x = nn.Conv(1, k_out, kernel_init=_KERNEL_INIT)(x)
+    if self.output_mode == 'mask':
+      return nn.sigmoid(x) * inputs
+    if self.output_mode == 'residual':
+      return nn.relu(inputs + x)
     return OUTPUT_ACTIVATIONS[self.output_activation](x)
 
 
@@ -78,6 +94,8 @@ def build_model(model_config) -> AutoEncoder:
       bn_momentum=model_config.bn_momentum,
       bn_epsilon=model_config.bn_epsilon,
       output_activation=model_config.output_activation,
+      output_mode=model_config.output_mode,
+      skip_channels=model_config.skip_channels,
       phase_upsample=model_config.phase_upsample)
 
 

@@ -21,6 +21,7 @@ from mel_ae import inference
 from mel_ae import input_pipeline
 from mel_ae import metrics
 from mel_ae import models
+from mel_ae import noise_bank
 from mel_ae import report
 from mel_ae import writers
 
@@ -58,6 +59,12 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
       (min(t.log_every, t.eval_every, t.checkpoint_every) >= 1,
        'train.log_every, eval_every and checkpoint_every must be >= 1'),
       (t.lr_schedule in ('constant', 'cosine'), "train.lr_schedule must be 'constant' or 'cosine'"),
+      (t.mode in ('autoencoder', 'denoise'), "train.mode must be 'autoencoder' or 'denoise'"),
+      (m.output_mode in models.OUTPUT_MODES, f'model.output_mode must be one of {models.OUTPUT_MODES}'),
+      (m.skip_channels >= 0, 'model.skip_channels must be >= 0'),
+      (set(config.noise.kinds) <= set(noise_bank.KINDS), f'noise.kinds must be among {noise_bank.KINDS}'),
+      (len(config.noise.snr_db) == 2 and config.noise.snr_db[0] <= config.noise.snr_db[1],
+       'noise.snr_db must be (low, high)'),
       (i.chunk_frames % m.pool == 0 and i.margin_frames % m.pool == 0,
        'infer.chunk_frames and infer.margin_frames must be multiples of model.pool'),
       (os.path.isdir(d.train_dir), f'data.train_dir {d.train_dir} does not exist'),
@@ -67,6 +74,13 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
                    f'data.{folder} {d[folder]} does not exist'))
   checks.append((bool(d.test_noisy_dir) == bool(d.test_clean_dir),
                  'set both data.test_noisy_dir and data.test_clean_dir, or neither'))
+  # Training may read the clean and the unpaired noisy folders, never the
+  # clean references of the test set.
+  if d.test_clean_dir:
+    refs = os.path.realpath(d.test_clean_dir)
+    for folder in ('train_dir', 'noisy_dir'):
+      checks.append((not d[folder] or os.path.realpath(d[folder]) != refs,
+                     f'data.{folder} is the test set\'s clean references'))
   for ok, message in checks:
     if not ok:
       raise ConfigError(message)
@@ -92,15 +106,31 @@ def create_train_state(rng: jax.Array, config: ml_collections.ConfigDict,
                            tx=create_optimizer(config.train))
 
 
-def train_step(state: TrainState, batch: Dict[str, jax.Array]):
-  """One Adam step on the MSE between model(input) and target."""
+def mse(pred: jax.Array, target: jax.Array) -> jax.Array:
+  return jnp.mean((pred - target) ** 2)
+
+
+def make_loss(train_config, normalizer: features.Normalizer):
+  """MSE in the model domain, plus the raw-power MSE if weighted in."""
+  weight = train_config.loss_power_weight
+  if not weight:
+    return mse
+
+  def loss(pred, target):
+    power = functools.partial(normalizer.inverse, xp=jnp)
+    return mse(pred, target) + weight * mse(power(pred), power(target))
+  return loss
+
+
+def train_step(state: TrainState, batch: Dict[str, jax.Array], loss=mse):
+  """One Adam step on loss(model(input), target); target defaults to input."""
   target = batch.get('target', batch['input'])
 
   def loss_fn(params):
     recon, updates = state.apply_fn(
         {'params': params, 'batch_stats': state.batch_stats}, batch['input'],
         train=True, mutable=['batch_stats'])
-    return jnp.mean((recon - target) ** 2), updates
+    return loss(recon, target), updates
 
   (loss, updates), grads = jax.value_and_grad(loss_fn, has_aux=True)(
       state.params)
@@ -118,11 +148,14 @@ def eval_step(state: TrainState, windows: jax.Array) -> jax.Array:
 
 @dataclasses.dataclass(frozen=True)
 class Data:
-  """What training reads: model-domain train/val mels and the test pairs."""
+  """What training reads. `train`/`val` are in the model domain;
+  `train_power` and `noisy` (unpaired noisy files) in raw power."""
   normalizer: features.Normalizer
   train: Tuple[np.ndarray, ...]
   val: Tuple[np.ndarray, ...]
   test: Optional[Tuple[input_pipeline.MelFolder, input_pipeline.MelFolder]]
+  train_power: Tuple[np.ndarray, ...]
+  noisy: Tuple[np.ndarray, ...]
 
 
 def load_data(config: ml_collections.ConfigDict,
@@ -140,9 +173,28 @@ def load_data(config: ml_collections.ConfigDict,
   if d.test_noisy_dir:
     test = input_pipeline.load_pairs(d.test_noisy_dir, d.test_clean_dir, spec,
                                      config.model.pool)
-  return Data(normalizer,
-               tuple(normalizer.forward(clean.mels[i]) for i in train_idx),
-               tuple(normalizer.forward(clean.mels[i]) for i in val_idx), test)
+  noisy = ()
+  if d.noisy_dir and config.train.mode == 'denoise':
+    noisy = input_pipeline.load_folder(d.noisy_dir, spec, 1).mels
+  train_power = tuple(clean.mels[i] for i in train_idx)
+  return Data(normalizer, tuple(normalizer.forward(m) for m in train_power),
+              tuple(normalizer.forward(clean.mels[i]) for i in val_idx), test,
+              train_power, noisy)
+
+
+def make_sampler(config: ml_collections.ConfigDict, data: Data):
+  """step -> batch dict of numpy arrays, for the configured training mode."""
+  d, t = config.data, config.train
+  if t.mode == 'autoencoder':
+    crops = input_pipeline.CropSampler(data.train, d.crop_frames, t.batch_size,
+                                       config.seed)
+    return lambda step: {'input': crops(step)}
+  bank = noise_bank.build_noise_bank(
+      config.noise, audio.MelSpec.from_config(config.audio), data.train_power,
+      data.noisy, config.seed)
+  return input_pipeline.NoisyCropSampler(
+      data.train_power, bank, data.normalizer, d.crop_frames, t.batch_size,
+      config.seed, config.noise)
 
 
 def _shardings():
@@ -298,17 +350,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
     state = jax.jit(init, out_shardings=replicated)()
   logging.info('Model: %d trainable parameters',
                models.count_params(state.params))
-  step_fn = jax.jit(train_step, in_shardings=(replicated, data_sharding),
+  step_fn = jax.jit(functools.partial(train_step, loss=make_loss(
+      t, data.normalizer)), in_shardings=(replicated, data_sharding),
                     out_shardings=(replicated, replicated), donate_argnums=0)
   eval_fn = jax.jit(eval_step)
-  sampler = input_pipeline.CropSampler(data.train, config.data.crop_frames,
-                                       t.batch_size, config.seed)
+  sampler = make_sampler(config, data)
   writer = writers.MetricWriter(workdir, start)
   meta = {'config': config.to_dict(), 'normalizer': data.normalizer.to_dict()}
   pending, last_saved, test_outputs = [], start, None
   window_start, window_step = time.perf_counter(), start
   for step in range(int(state.step) + 1, t.num_steps + 1):
-    batch = {'input': _to_global(sampler(step), data_sharding)}
+    batch = {k: _to_global(v, data_sharding) for k, v in sampler(step).items()}
     state, step_metrics = step_fn(state, batch)
     pending.append(step_metrics['loss'])
     is_last = step == t.num_steps
