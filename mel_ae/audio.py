@@ -183,11 +183,15 @@ def load_audio(path: str, sr: int) -> np.ndarray:
         f'{path}: not a readable audio file ({first_line})') from None
   if wave.size == 0:
     raise mel_io.MelFileError(f'{path}: holds no audio samples')
-  wave = wave.mean(axis=1)
-  if file_sr != sr:
-    g = math.gcd(int(file_sr), int(sr))
-    wave = scipy.signal.resample_poly(wave, sr // g, file_sr // g)
-  return wave.astype(np.float32)
+  return resample(wave.mean(axis=1), file_sr, sr)
+
+
+def resample(wave: np.ndarray, from_sr: int, to_sr: int) -> np.ndarray:
+  """Polyphase resampling (float32); a no-op when the rates agree."""
+  if from_sr != to_sr:
+    g = math.gcd(int(from_sr), int(to_sr))
+    wave = scipy.signal.resample_poly(wave, int(to_sr) // g, int(from_sr) // g)
+  return np.asarray(wave, np.float32)
 
 
 def save_wav(path: str, wave: np.ndarray, sr: int) -> None:

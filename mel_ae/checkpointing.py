@@ -1,11 +1,13 @@
 """Orbax checkpoints in WORKDIR/checkpoints: the train state plus a JSON
 'meta' item holding the config and the normaliser, so a checkpoint alone is
 enough to denoise."""
+import hashlib
 import os
 import time
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 
 ITEMS = ('state', 'meta')
@@ -29,8 +31,24 @@ def create_manager(workdir: str, keep: int = 3,
                                options=options)
 
 
+def digest(tree: Any) -> str:
+  """sha256 of a pytree's leaves (dtype, shape, bytes) in tree order."""
+  h = hashlib.sha256()
+  for leaf in jax.tree_util.tree_leaves(tree):
+    leaf = np.asarray(jax.device_get(leaf))
+    h.update(f'{leaf.dtype.str}{leaf.shape}'.encode())
+    h.update(np.ascontiguousarray(leaf).tobytes())
+  return h.hexdigest()
+
+
 def save(manager: ocp.CheckpointManager, step: int, state: Any,
          meta: Dict[str, Any]) -> None:
+  """Saves asynchronously; meta carries the state's digest.
+
+  Orbax reads some flipped bits back as other values without an error; the
+  digest lets a restore tell.
+  """
+  meta = {**meta, 'digest': digest(state)}
   manager.save(step, args=ocp.args.Composite(
       state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)),
                force=True)
@@ -42,10 +60,19 @@ def restore_meta(manager: ocp.CheckpointManager, step: int) -> Dict[str, Any]:
 
 
 def restore_state(manager: ocp.CheckpointManager, step: int,
-                  abstract_state: Any) -> Any:
-  """Restores into the structure (and shardings) of `abstract_state`."""
-  return manager.restore(step, args=ocp.args.Composite(
+                  abstract_state: Any, expected_digest: Optional[str] = None
+                  ) -> Any:
+  """Restores into the structure (and shardings) of `abstract_state`.
+
+  With `expected_digest` (meta['digest']), values that differ from the saved
+  ones raise ValueError.
+  """
+  state = manager.restore(step, args=ocp.args.Composite(
       state=ocp.args.StandardRestore(abstract_state))).state
+  if expected_digest and digest(state) != expected_digest:
+    raise ValueError(f'step {step}: the restored values do not match the '
+                     'digest saved with them (corrupted files)')
+  return state
 
 
 def restore_variables(manager: ocp.CheckpointManager,

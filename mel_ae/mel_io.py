@@ -44,12 +44,18 @@ def validate_mel(mel: np.ndarray, name: str, n_mels: Optional[int] = None,
 
 
 def read_npy(path: str) -> np.ndarray:
-  """Loads a .npy file as data only (no pickles), with a one-line error."""
+  """Loads a .npy file as data only (no pickles), with a one-line error.
+
+  Memory-mapping first checks the header's shape against the file size, so a
+  damaged header cannot make numpy allocate what the file does not hold.
+  """
   try:
-    return np.load(path, allow_pickle=False)
+    data = np.load(path, mmap_mode='r', allow_pickle=False)
+    return np.array(data) if isinstance(data, np.ndarray) else data
   except FileNotFoundError:
     raise MelFileError(f'{path}: no such file') from None
-  except (ValueError, OSError, EOFError) as e:
+  # A damaged header raises ValueError, EOFError, OverflowError, TokenError...
+  except Exception as e:  # pylint: disable=broad-except
     first_line = str(e).splitlines()[0] if str(e) else type(e).__name__
     raise MelFileError(f'{path}: not a readable numpy file ({first_line})'
                        ) from None

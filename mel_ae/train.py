@@ -262,7 +262,7 @@ def _fetch_losses(pending, step: int, last_saved: Optional[int]) -> float:
   if not np.all(np.isfinite(losses)):
     raise FloatingPointError(
         f'non-finite loss by step {step}; last good checkpoint: '
-        f'{last_saved if last_saved is not None else "none"}')
+        f'{last_saved or "none"}')
   return float(losses.mean())
 
 
@@ -306,7 +306,8 @@ def _resume(manager, workdir: str, config, abstract):
             f'{workdir} holds a run with another model or features '
             f'({"; ".join(changes)}); use a new --workdir')
       try:
-        state = checkpointing.restore_state(manager, step, abstract)
+        state = checkpointing.restore_state(manager, step, abstract,
+                                            meta.get('digest'))
         logging.info('Resumed from step %d in %s', step, workdir)
         return step, state, meta
       except Exception as e:  # pylint: disable=broad-except
@@ -359,33 +360,38 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   meta = {'config': config.to_dict(), 'normalizer': data.normalizer.to_dict()}
   pending, last_saved, test_outputs = [], start, None
   window_start, window_step = time.perf_counter(), start
-  for step in range(int(state.step) + 1, t.num_steps + 1):
-    batch = {k: _to_global(v, data_sharding) for k, v in sampler(step).items()}
-    state, step_metrics = step_fn(state, batch)
-    pending.append(step_metrics['loss'])
-    is_last = step == t.num_steps
-    if step % t.log_every and step % t.eval_every and (
-        step % t.checkpoint_every and not is_last):
-      continue
-    row = {'train_loss': _fetch_losses(pending, step, last_saved)}
-    pending = []
-    now = time.perf_counter()
-    row['examples_per_sec'] = (step - window_step) * t.batch_size / (
-        now - window_start)
-    if step % t.eval_every == 0 or is_last:
-      results, test_outputs = evaluate(state, data, config, eval_fn,
-                                       data_sharding)
-      row.update(results)
-    writer.write(step, row)
-    _log_progress(step, t.num_steps, row['train_loss'],
-                  row['examples_per_sec'], t.batch_size)
-    if step % t.checkpoint_every == 0 or is_last:
-      _check_finite(state, step, last_saved)
-      checkpointing.save(manager, step, state, meta)
-      last_saved = step
-    window_start, window_step = time.perf_counter(), step
-  manager.wait_until_finished()
-  manager.close()
+  try:
+    for step in range(int(state.step) + 1, t.num_steps + 1):
+      batch = {k: _to_global(v, data_sharding)
+               for k, v in sampler(step).items()}
+      state, step_metrics = step_fn(state, batch)
+      pending.append(step_metrics['loss'])
+      is_last = step == t.num_steps
+      if step % t.log_every and step % t.eval_every and (
+          step % t.checkpoint_every and not is_last):
+        continue
+      row = {'train_loss': _fetch_losses(pending, step, last_saved)}
+      pending = []
+      now = time.perf_counter()
+      row['examples_per_sec'] = (step - window_step) * t.batch_size / (
+          now - window_start)
+      if step % t.eval_every == 0 or is_last:
+        results, test_outputs = evaluate(state, data, config, eval_fn,
+                                         data_sharding)
+        row.update(results)
+      writer.write(step, row)
+      _log_progress(step, t.num_steps, row['train_loss'],
+                    row['examples_per_sec'], t.batch_size)
+      if step % t.checkpoint_every == 0 or is_last:
+        _check_finite(state, step, last_saved)
+        checkpointing.save(manager, step, state, meta)
+        last_saved = step
+      window_start, window_step = time.perf_counter(), step
+  finally:
+    # Also when stopping on an error: the checkpoint a message names as
+    # the last good one must be complete, not abandoned mid-save.
+    manager.wait_until_finished()
+    manager.close()
   writer.close()
   if data.test:
     path = report.write_report(

@@ -1,0 +1,146 @@
+"""Using a trained model: the notebook API and the denoise command."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import mel_ae
+from conftest import ROOT, fake_mel, write_corpus
+from mel_ae import inference
+from mel_ae import mel_io
+from mel_ae import models
+from mel_ae import train
+
+
+@pytest.fixture(scope='module')
+def workdir(tmp_path_factory):
+  from configs import tiny  # pylint: disable=g-import-not-at-top
+  root = tmp_path_factory.mktemp('denoise')
+  corpus = write_corpus(str(root / 'corpus'))
+  config = tiny.get_config()
+  config.data.train_dir = corpus['train']
+  config.data.noisy_dir = ''
+  config.data.test_noisy_dir = config.data.test_clean_dir = ''
+  train.train_and_evaluate(config, str(root / 'run'))
+  return str(root / 'run')
+
+
+@pytest.mark.parametrize('frames', [1, 7, 64, 333])
+def test_denoise_keeps_shape_and_dtype_for_any_length(workdir, frames):
+  d = mel_ae.load(workdir)
+  for dtype in (np.float32, np.float16, np.float64):
+    mel = fake_mel(np.random.default_rng(frames), frames).astype(dtype)
+    out = d.denoise(mel)
+    assert out.shape == mel.shape and out.dtype == dtype
+    assert np.all(np.isfinite(out)) and out.min() >= 0
+
+
+def test_chunked_inference_equals_whole_file(workdir):
+  """Windows with enough context give what one pass over the file gives."""
+  d = mel_ae.load(workdir)
+  mel = d.normalizer.forward(fake_mel(np.random.default_rng(0), 256))
+  whole = np.asarray(inference._apply(  # pylint: disable=protected-access
+      d.model, d.variables, mel[None, :, :, None]))[0, :, :, 0]
+  chunked = inference.denoise_model_domain(d.model, d.variables, [mel],
+                                           chunk=64, margin=32, batch_size=2)[0]
+  np.testing.assert_allclose(chunked[:, 32:-32], whole[:, 32:-32], atol=1e-5)
+
+
+def test_batch_and_audio_api(workdir):
+  d = mel_ae.load(workdir)
+  rng = np.random.default_rng(1)
+  mels = [fake_mel(rng, 50), fake_mel(rng, 90)]
+  outs = d.denoise_batch(mels)
+  for m, o in zip(mels, outs):
+    np.testing.assert_allclose(o, d.denoise(m), rtol=1e-5, atol=1e-6)
+  wave = np.sin(np.linspace(0, 2000, 16000)).astype(np.float32) * 0.1
+  out = d.denoise_audio(wave, 16000)
+  assert out.ndim == 1 and abs(len(out) - len(wave)) < 16000 * 512 / 22050
+
+
+def test_load_errors(workdir, tmp_path):
+  with pytest.raises(mel_io.MelFileError, match='no checkpoint'):
+    mel_ae.load(str(tmp_path))
+  with pytest.raises(mel_io.MelFileError, match='no checkpoint for step 99'):
+    mel_ae.load(workdir, step=99)
+  with pytest.raises(mel_io.MelFileError, match='64 mel bands, expected 128'):
+    mel_ae.load(workdir).denoise(np.ones((64, 10), np.float32))
+
+
+def _denoise(*args):
+  return subprocess.run([sys.executable, '-m', 'mel_ae.denoise', *args],
+                        cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+def test_denoise_command_writes_submission_format(workdir, tmp_path):
+  corpus = write_corpus(str(tmp_path / 'c'), seed=3, n_train=0, n_test=2)
+  noisy = corpus['test_noisy']
+  np.save(os.path.join(noisy, 'noised_099.npy'),
+          np.ones((128, 20), np.float16))
+  out = str(tmp_path / 'out')
+  r = _denoise(f'--workdir={workdir}', f'--input={noisy}', f'--output={out}',
+               '--plots', f'--clean={corpus["test_clean"]}', '--audio')
+  assert r.returncode == 0, r.stderr[-2000:]
+  for name in os.listdir(noisy):
+    stem = os.path.splitext(name)[0]
+    src, dst = np.load(os.path.join(noisy, name)), np.load(
+        os.path.join(out, name))
+    assert dst.shape == src.shape and dst.dtype == src.dtype
+    assert os.path.getsize(os.path.join(out, stem + '.png')) > 1000
+    assert os.path.getsize(os.path.join(out, stem + '.wav')) > 1000
+  before = os.path.getmtime(os.path.join(out, 'noised_099.npy'))
+  r = _denoise(f'--workdir={workdir}', f'--input={noisy}', f'--output={out}')
+  assert r.returncode == 1 and 'exists already' in r.stderr
+  assert os.path.getmtime(os.path.join(out, 'noised_099.npy')) == before
+
+
+def test_bad_files_are_listed_and_the_rest_processed(workdir, tmp_path):
+  inp = tmp_path / 'in'
+  inp.mkdir()
+  rng = np.random.default_rng(0)
+  np.save(inp / 'a_good.npy', fake_mel(rng, 30))
+  np.save(inp / 'b_nan.npy', np.full((128, 30), np.nan, np.float32))
+  np.save(inp / 'c_bands.npy', np.ones((80, 30), np.float32))
+  (inp / 'd_broken.npy').write_bytes(b'garbage')
+  (inp / 'e_broken.wav').write_bytes(b'RIFF....')
+  np.save(inp / 'f_good.npy', fake_mel(rng, 40))
+  out = str(tmp_path / 'out')
+  r = _denoise(f'--workdir={workdir}', f'--input={inp}', f'--output={out}')
+  assert r.returncode == 1
+  assert sorted(os.listdir(out)) == ['a_good.npy', 'f_good.npy']
+  for bad, why in [('b_nan', 'NaN'), ('c_bands', '80 mel bands'),
+                   ('d_broken', 'not a readable numpy'),
+                   ('e_broken', 'not a readable audio')]:
+    assert any(bad in l and why in l for l in r.stderr.splitlines()), bad
+  assert 'Traceback' not in r.stderr
+
+
+@pytest.mark.parametrize('args, message', [
+    (['--input={inp}', '--output={inp}', '--method=median'], 'is the input folder'),
+    (['--input={inp}', '--output={out}', '--workdir={empty}'], 'no checkpoint'),
+    (['--input={inp}/nope.npy', '--output={out}', '--method=median'], 'no such file'),
+])
+def test_command_errors_are_one_line(tmp_path, args, message):
+  inp, empty = tmp_path / 'in', tmp_path / 'empty'
+  inp.mkdir()
+  empty.mkdir()
+  np.save(inp / 'x.npy', np.ones((128, 8), np.float32))
+  fmt = {'inp': inp, 'out': tmp_path / 'out', 'empty': empty}
+  r = _denoise(*[a.format(**fmt) for a in args])
+  assert r.returncode == 1
+  assert r.stderr.strip().splitlines()[-1].startswith('error: ')
+  assert message in r.stderr and 'Traceback' not in r.stderr
+  assert os.listdir(inp) == ['x.npy']
+
+
+@pytest.mark.parametrize('method', ['identity', 'lowpass', 'median',
+                                    'spectral_subtraction'])
+def test_baselines_need_no_checkpoint(tmp_path, method):
+  corpus = write_corpus(str(tmp_path / 'c'), n_train=0, n_test=1)
+  out = str(tmp_path / method)
+  r = _denoise(f'--method={method}', f'--input={corpus["test_noisy"]}',
+               f'--output={out}')
+  assert r.returncode == 0, r.stderr[-1000:]
+  assert os.listdir(out) == ['noised_000.npy']
