@@ -59,7 +59,8 @@ def get_config() -> ml_collections.ConfigDict:
 
   config.train = ml_collections.ConfigDict()
   config.train.mode = 'autoencoder'  # input = target = clean; or 'denoise'
-  # Extra loss term: weight of the MSE in raw power (the competition metric).
+  # > 0 weights the loss toward raw power (the competition metric): each
+  # bin's squared error is scaled by 1 + w * (d power / d model value)^2.
   config.train.loss_power_weight = 0.0
   config.train.num_steps = 3000
   config.train.batch_size = 16

@@ -111,14 +111,20 @@ def mse(pred: jax.Array, target: jax.Array) -> jax.Array:
 
 
 def make_loss(train_config, normalizer: features.Normalizer):
-  """MSE in the model domain, plus the raw-power MSE if weighted in."""
+  """MSE in the model domain, weighted toward the raw-power metric.
+
+  The weight 1 + w * P'(target)^2 is the first-order expansion of the MSE in
+  raw power P around the target: loud bins, where the competition metric
+  lives, count more, with none of the blow-up of taking P of a prediction.
+  """
   weight = train_config.loss_power_weight
   if not weight:
     return mse
 
   def loss(pred, target):
     power = functools.partial(normalizer.inverse, xp=jnp)
-    return mse(pred, target) + weight * mse(power(pred), power(target))
+    _, slope = jax.jvp(power, (target,), (jnp.ones_like(target),))
+    return jnp.mean((1.0 + weight * slope ** 2) * (pred - target) ** 2)
   return loss
 
 

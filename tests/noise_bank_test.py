@@ -1,0 +1,95 @@
+"""Denoising-mode data: SNR of the mixes, learning, no test-reference leaks."""
+import inspect
+import os
+
+import jax
+import numpy as np
+import pytest
+
+from conftest import fake_mel
+from mel_ae import audio
+from mel_ae import noise_bank
+from mel_ae import train
+
+
+@pytest.mark.parametrize('snr_db', [-5.0, 0.0, 7.5, 15.0])
+def test_mix_hits_the_requested_snr(snr_db):
+  rng = np.random.default_rng(0)
+  clean = fake_mel(rng, 200).astype(np.float64)
+  noise = rng.exponential(1.0, clean.shape)
+  noisy = noise_bank.mix(clean, noise, snr_db)
+  measured = 10 * np.log10(clean.mean() / (noisy - clean).mean())
+  assert abs(measured - snr_db) < 1e-6
+  # The random cross-term has zero mean: the SNR holds on average.
+  noisy = noise_bank.mix(clean, noise, snr_db, cross_std=0.3, rng=rng)
+  measured = 10 * np.log10(clean.mean() / (noisy - clean).mean())
+  assert abs(measured - snr_db) < 0.5
+  assert noisy.min() >= 0
+
+
+def test_bank_has_every_kind_and_unit_mean_textures(tiny_config):
+  tiny_config.noise.seconds = 2.0
+  rng = np.random.default_rng(1)
+  clean = [fake_mel(rng, 60) for _ in range(5)]
+  noisy = [c + rng.exponential(1.0, c.shape) for c in clean[:2]]
+  bank = noise_bank.build_noise_bank(tiny_config.noise, audio.MelSpec(), clean,
+                                     noisy, seed=0)
+  assert set(bank.textures) == set(noise_bank.KINDS)
+  for textures in bank.textures.values():
+    for t in textures:
+      assert t.shape[0] == 128 and abs(t.mean() - 1) < 1e-9
+  assert bank.sample(rng, 300).shape == (128, 300)
+
+
+def _denoise_config(config):
+  config.train.mode = 'denoise'
+  config.model.output_mode = 'residual'
+  config.noise.seconds = 2.0
+  return config
+
+
+def test_a_few_denoise_steps_lower_the_noisy_to_clean_loss(tiny_config):
+  config = _denoise_config(tiny_config)
+  data = train.load_data(config)
+  batch = train.make_sampler(config, data)(1)
+  assert not np.allclose(batch['input'], batch['target'])
+  state = train.create_train_state(jax.random.PRNGKey(0), config,
+                                   batch['input'].shape)
+  step = jax.jit(train.train_step)
+  losses = []
+  for _ in range(12):
+    state, m = step(state, batch)
+    losses.append(float(m['loss']))
+  assert losses[-1] < 0.7 * losses[0]
+
+
+def test_training_never_reads_test_clean_references(tiny_config, monkeypatch):
+  config = _denoise_config(tiny_config)
+  config.data.noisy_dir = config.data.test_noisy_dir  # transductive, allowed
+  refs = os.path.realpath(config.data.test_clean_dir)
+  reads = []
+  real_load = audio.load_input
+
+  def spy(path, *args, **kwargs):
+    callers = {f.function for f in inspect.stack()}
+    reads.append((os.path.realpath(path), 'load_pairs' in callers))
+    return real_load(path, *args, **kwargs)
+
+  monkeypatch.setattr(audio, 'load_input', spy)
+  data = train.load_data(config)
+  sampler = train.make_sampler(config, data)
+  for step in range(1, 4):
+    sampler(step)
+  ref_reads = [r for r in reads if r[0].startswith(refs + os.sep)]
+  assert ref_reads and all(for_eval for _, for_eval in ref_reads)
+  clean_refs = data.test[1].mels
+  for mel in data.train_power + data.noisy:
+    assert not any(m.shape == mel.shape and np.array_equal(m, mel)
+                   for m in clean_refs)
+
+
+@pytest.mark.parametrize('field', ['train_dir', 'noisy_dir'])
+def test_config_refuses_test_references_as_training_data(tiny_config, field):
+  tiny_config.data[field] = tiny_config.data.test_clean_dir
+  with pytest.raises(train.ConfigError, match='clean references'):
+    train.validate_config(tiny_config)
