@@ -34,53 +34,76 @@ class ConfigError(ValueError):
   """A config value that cannot work; the message names the field."""
 
 
-def validate_config(config: ml_collections.ConfigDict) -> None:
-  """Rejects impossible settings before anything loads or compiles."""
-  m, d, t, i = config.model, config.data, config.train, config.infer
-  checks = [
+def _model_checks(m, n_mels: int):
+  channels = tuple(m.encoder_channels) + tuple(m.decoder_channels)
+  return [
       (m.kernel_size >= 1, f'model.kernel_size must be >= 1, got {m.kernel_size}'),
       (m.output_kernel_size >= 1, 'model.output_kernel_size must be >= 1'),
       (m.pool >= 1, f'model.pool must be >= 1, got {m.pool}'),
       (len(m.encoder_channels) > 0, 'model.encoder_channels is empty'),
       (len(m.decoder_channels) > 0, 'model.decoder_channels is empty'),
-      (all(c >= 1 for c in tuple(m.encoder_channels) + tuple(m.decoder_channels)),
-       'model channel counts must be >= 1'),
+      (all(c >= 1 for c in channels), 'model channel counts must be >= 1'),
+      (m.skip_channels >= 0, 'model.skip_channels must be >= 0'),
       (m.output_activation in models.OUTPUT_ACTIVATIONS,
        f'model.output_activation must be one of {sorted(models.OUTPUT_ACTIVATIONS)}'),
-      (d.crop_frames >= m.pool and d.crop_frames % m.pool == 0,
-       f'data.crop_frames={d.crop_frames} is not a multiple of model.pool={m.pool}'),
-      (config.audio.n_mels % m.pool == 0,
-       f'audio.n_mels={config.audio.n_mels} is not a multiple of model.pool={m.pool}'),
-      (d.transform in ('root', 'db'), "data.transform must be 'root' or 'db'"),
-      (0 <= d.val_fraction < 1, 'data.val_fraction must be in [0, 1)'),
-      (t.num_steps >= 1 and t.batch_size >= 1, 'train.num_steps and train.batch_size must be >= 1'),
+      (m.output_mode in models.OUTPUT_MODES,
+       f'model.output_mode must be one of {models.OUTPUT_MODES}'),
+      (n_mels % m.pool == 0,
+       f'audio.n_mels={n_mels} is not a multiple of model.pool={m.pool}'),
+  ]
+
+
+def _train_checks(t, noise):
+  return [
+      (t.num_steps >= 1 and t.batch_size >= 1,
+       'train.num_steps and train.batch_size must be >= 1'),
       (t.batch_size % jax.device_count() == 0,
-       f'train.batch_size={t.batch_size} is not a multiple of the {jax.device_count()} devices'),
+       f'train.batch_size={t.batch_size} is not a multiple of the '
+       f'{jax.device_count()} devices'),
       (min(t.log_every, t.eval_every, t.checkpoint_every) >= 1,
        'train.log_every, eval_every and checkpoint_every must be >= 1'),
-      (t.lr_schedule in ('constant', 'cosine'), "train.lr_schedule must be 'constant' or 'cosine'"),
-      (t.mode in ('autoencoder', 'denoise'), "train.mode must be 'autoencoder' or 'denoise'"),
-      (m.output_mode in models.OUTPUT_MODES, f'model.output_mode must be one of {models.OUTPUT_MODES}'),
-      (m.skip_channels >= 0, 'model.skip_channels must be >= 0'),
-      (set(config.noise.kinds) <= set(noise_bank.KINDS), f'noise.kinds must be among {noise_bank.KINDS}'),
-      (len(config.noise.snr_db) == 2 and config.noise.snr_db[0] <= config.noise.snr_db[1],
+      (t.lr_schedule in ('constant', 'cosine'),
+       "train.lr_schedule must be 'constant' or 'cosine'"),
+      (t.mode in ('autoencoder', 'denoise'),
+       "train.mode must be 'autoencoder' or 'denoise'"),
+      (set(noise.kinds) <= set(noise_bank.KINDS),
+       f'noise.kinds must be among {noise_bank.KINDS}'),
+      (len(noise.snr_db) == 2 and noise.snr_db[0] <= noise.snr_db[1],
        'noise.snr_db must be (low, high)'),
-      (i.chunk_frames % m.pool == 0 and i.margin_frames % m.pool == 0,
-       'infer.chunk_frames and infer.margin_frames must be multiples of model.pool'),
+  ]
+
+
+def _data_checks(d, pool: int, infer):
+  checks = [
+      (d.crop_frames >= pool and d.crop_frames % pool == 0,
+       f'data.crop_frames={d.crop_frames} is not a multiple of model.pool={pool}'),
+      (d.transform in ('root', 'db'), "data.transform must be 'root' or 'db'"),
+      (0 <= d.val_fraction < 1, 'data.val_fraction must be in [0, 1)'),
+      (infer.chunk_frames % pool == 0 and infer.margin_frames % pool == 0,
+       'infer.chunk_frames and infer.margin_frames must be multiples of '
+       'model.pool'),
       (os.path.isdir(d.train_dir), f'data.train_dir {d.train_dir} does not exist'),
+      (bool(d.test_noisy_dir) == bool(d.test_clean_dir),
+       'set both data.test_noisy_dir and data.test_clean_dir, or neither'),
   ]
   for folder in ('noisy_dir', 'test_noisy_dir', 'test_clean_dir'):
     checks.append((not d[folder] or os.path.isdir(d[folder]),
                    f'data.{folder} {d[folder]} does not exist'))
-  checks.append((bool(d.test_noisy_dir) == bool(d.test_clean_dir),
-                 'set both data.test_noisy_dir and data.test_clean_dir, or neither'))
   # Training may read the clean and the unpaired noisy folders, never the
   # clean references of the test set.
-  if d.test_clean_dir:
-    refs = os.path.realpath(d.test_clean_dir)
-    for folder in ('train_dir', 'noisy_dir'):
-      checks.append((not d[folder] or os.path.realpath(d[folder]) != refs,
-                     f'data.{folder} is the test set\'s clean references'))
+  refs = d.test_clean_dir and os.path.realpath(d.test_clean_dir)
+  for folder in ('train_dir', 'noisy_dir'):
+    checks.append((not (refs and d[folder])
+                   or os.path.realpath(d[folder]) != refs,
+                   f"data.{folder} is the test set's clean references"))
+  return checks
+
+
+def validate_config(config: ml_collections.ConfigDict) -> None:
+  """Rejects impossible settings before anything loads or compiles."""
+  checks = (_model_checks(config.model, config.audio.n_mels)
+            + _train_checks(config.train, config.noise)
+            + _data_checks(config.data, config.model.pool, config.infer))
   for ok, message in checks:
     if not ok:
       raise ConfigError(message)
