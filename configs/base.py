@@ -54,6 +54,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.bn_epsilon = 1e-3  # Keras' default, as in the seed
   config.model.output_activation = 'sigmoid'  # 'sigmoid', 'relu' or 'linear'
   config.model.output_mode = 'image'  # 'image' (seed), 'mask' or 'residual'
+  config.model.mask_exponent = 1.0  # mask ** exponent; 1/root: gain on power
   config.model.skip_channels = 0  # > 0: full-resolution skip (small U-Net)
   config.model.phase_upsample = True  # exact fast form of upsample+conv
 

@@ -1,7 +1,7 @@
 r"""Training and denoising speed of the seed model: JAX beside PyTorch and Keras.
 
   python -m experiments.benchmark                 # the README table
-  python -m experiments.benchmark --batches=32 --windows=3 --noe2e
+  python -m experiments.benchmark --batches=32 --windows=3 --no-e2e
 
 Each framework trains in its own worker process (so peak RSS is its own and
 no thread pool competes with another), on one fixed random batch held on the

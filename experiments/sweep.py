@@ -270,7 +270,7 @@ def run_sweep(sweep: Dict[str, Any], root: str, parallel: int = 1,
       skipped.append(name)
       logging.info('%s: same config as %s, copied', name, source)
     else:
-      todo.append((name, cmd, workdir, record))
+      todo.append((name, cmd, workdir, point))
     if dry_run:
       note = ('# finished: ' if name in skipped else
               f'# copy of {source}: ' if source else '')
@@ -280,9 +280,11 @@ def run_sweep(sweep: Dict[str, Any], root: str, parallel: int = 1,
   failed = []
 
   def one(item):
-    name, cmd, workdir, record = item
+    name, cmd, workdir, point = item
     logging.info('%s: training (%s)', name, workdir)
     os.makedirs(workdir, exist_ok=True)
+    # Read the config file again now: it may have changed since the start.
+    record = _point_record(sweep, point, cmd)
     _write_json(os.path.join(workdir, 'sweep_point.json'), record)
     rc, seconds, last = _run_point(cmd, workdir)
     ok = rc == 0 and is_finished(workdir, record['config']['train']['num_steps'])
@@ -498,7 +500,12 @@ def write_plot(path: str, sweep: Dict[str, Any],
       ax.set_title(metric + (' (model domain)' if metric == 'val_mse' else '')
                    + (', mean ± std over seeds' if SEED in sweep['grid'] else
                       ''), fontsize=9)
-      ax.ticklabel_format(axis='y', useOffset=False)
+      values = [y for r in records if r['status'] == 'done'
+                for y in [r[metric]] if y is not None and y > 0]
+      if values and max(values) > 100 * min(values):  # E.g. raw power vs root.
+        ax.set_yscale('log')
+      else:
+        ax.ticklabel_format(axis='y', useOffset=False)
       if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=7)
   fig.suptitle(f'sweep {sweep["name"]}', fontsize=10)

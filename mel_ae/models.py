@@ -29,7 +29,9 @@ class AutoEncoder(nn.Module):
   """Pool -> encoder convs -> upsample -> decoder convs -> 1-channel output.
 
   output_mode 'image' returns the activation of the last conv (the seed);
-  'mask' multiplies the input by a sigmoid mask; 'residual' adds a correction
+  'mask' multiplies the input by a sigmoid mask raised to `mask_exponent`
+  (1/16 under the root-16 transform makes it a gain on power, where loud bins
+  stay nearly untouched); 'residual' adds a correction
   to the input (then ReLU, as power is >= 0). skip_channels > 0 adds a
   full-resolution conv of the input, concatenated after the upsampling: a
   one-level U-Net, so detail need not pass through the pooling.
@@ -44,6 +46,7 @@ class AutoEncoder(nn.Module):
   bn_epsilon: float = 1e-3
   output_activation: str = 'sigmoid'
   output_mode: str = 'image'
+  mask_exponent: float = 1.0
   skip_channels: int = 0
   phase_upsample: bool = True
 
@@ -76,7 +79,7 @@ class AutoEncoder(nn.Module):
     k_out = (self.output_kernel_size, self.output_kernel_size)
     x = nn.Conv(1, k_out, kernel_init=_KERNEL_INIT)(x)
     if self.output_mode == 'mask':
-      return nn.sigmoid(x) * inputs
+      return jnp.exp(self.mask_exponent * nn.log_sigmoid(x)) * inputs
     if self.output_mode == 'residual':
       return nn.relu(inputs + x)
     return OUTPUT_ACTIVATIONS[self.output_activation](x)
@@ -95,6 +98,7 @@ def build_model(model_config) -> AutoEncoder:
       bn_epsilon=model_config.bn_epsilon,
       output_activation=model_config.output_activation,
       output_mode=model_config.output_mode,
+      mask_exponent=model_config.mask_exponent,
       skip_channels=model_config.skip_channels,
       phase_upsample=model_config.phase_upsample)
 

@@ -196,8 +196,11 @@ def load_data(config: ml_collections.ConfigDict,
   train_idx, val_idx = input_pipeline.split_validation(
       len(clean.mels), d.val_fraction, config.seed)
   if normalizer is None:
-    normalizer = features.fit_normalizer(
-        [clean.mels[i] for i in train_idx], d.transform, d.root, d.top_db)
+    try:
+      normalizer = features.fit_normalizer(
+          [clean.mels[i] for i in train_idx], d.transform, d.root, d.top_db)
+    except ValueError as e:  # All-zero files: a data problem, one line.
+      raise ConfigError(f'data.train_dir {d.train_dir}: {e}') from None
   test = None
   if d.test_noisy_dir:
     test = input_pipeline.load_pairs(d.test_noisy_dir, d.test_clean_dir, spec,
@@ -304,7 +307,9 @@ def incompatible_fields(saved: Dict[str, Any], current: Dict[str, Any],
                         prefix: str = '') -> List[str]:
   """'field: saved -> current' for each fixed field a new config changes."""
   changes = []
-  for key in sorted(set(saved) | set(current)):
+  # A field missing from the saved config is newer than the run; its default
+  # keeps the old behaviour, so it is not a change.
+  for key in sorted(set(saved) & set(current)):
     name = prefix + key
     old, new = saved.get(key), current.get(key)
     if not any(name == f or name.startswith(f + '.') or f.startswith(name + '.')

@@ -16,7 +16,7 @@ kernels (2x2 per phase instead of 3x3, for 2x and 3x3).
 The parameters are exactly `nn.Conv(features, (k, k))`'s (`kernel` (k, k, in,
 out), `bias` (out,)), so `phase` can be flipped without touching checkpoints.
 """
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import flax.linen as nn
 import jax
@@ -24,6 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 Array = jax.Array
+Conv = Callable[[Array, Array, Any], Array]  # (x, kernel, padding) -> y
 _DIMS = ('NHWC', 'HWIO', 'NHWC')
 
 
@@ -46,15 +47,22 @@ def phase_taps(kernel_size: int, factor: int, a: int) -> tuple[np.ndarray, int]:
   return taps.astype(np.float32), lo
 
 
-def upsample_conv_plain(x: Array, kernel: Array, factor: int) -> Array:
+def lax_conv(x: Array, kernel: Array, padding) -> Array:
+  """Stride-1 NHWC/HWIO conv with explicit ((lo, hi), (lo, hi)) padding."""
+  return jax.lax.conv_general_dilated(x, kernel, (1, 1), padding,
+                                      dimension_numbers=_DIMS)
+
+
+def upsample_conv_plain(x: Array, kernel: Array, factor: int,
+                        conv: Conv = lax_conv) -> Array:
   """Reference: nearest upsample, then a SAME conv at full resolution."""
   x = jnp.repeat(jnp.repeat(x, factor, axis=1), factor, axis=2)
   pad = same_padding(kernel.shape[0])
-  return jax.lax.conv_general_dilated(
-      x, kernel, (1, 1), (pad, pad), dimension_numbers=_DIMS)
+  return conv(x, kernel, (pad, pad))
 
 
-def upsample_conv_phase(x: Array, kernel: Array, factor: int) -> Array:
+def upsample_conv_phase(x: Array, kernel: Array, factor: int,
+                        conv: Conv = lax_conv) -> Array:
   """Same result as `upsample_conv_plain`, from factor**2 low-res convs."""
   phases = [phase_taps(kernel.shape[0], factor, a) for a in range(factor)]
   rows = []
@@ -66,8 +74,7 @@ def upsample_conv_phase(x: Array, kernel: Array, factor: int) -> Array:
       k_ab = jnp.einsum('sy,tx,yxio->stio', ta, tb, kernel)
       k_ab = k_ab.astype(kernel.dtype)
       pad = ((-lo_a, len(ta) - 1 + lo_a), (-lo_b, len(tb) - 1 + lo_b))
-      cols.append(jax.lax.conv_general_dilated(
-          x, k_ab, (1, 1), pad, dimension_numbers=_DIMS))
+      cols.append(conv(x, k_ab, pad))
     rows.append(jnp.stack(cols, axis=3))  # (B, H, W, f_b, C)
   y = jnp.stack(rows, axis=2)  # (B, H, f_a, W, f_b, C): a free interleave
   b, h, _, w, _, c = y.shape

@@ -303,3 +303,14 @@ def test_incompatible_config_is_refused_in_one_line(reference, data_flags,
                   'model.encoder_channels: [4, 8] -> (4, 16)); '
                   'use a new --workdir')
   assert _files(workdir) == before
+
+
+def test_all_zero_training_files_are_a_one_line_config_error(tiny_config,
+                                                            tmp_path):
+  train_dir = tmp_path / 'zeros'
+  train_dir.mkdir()
+  for i in range(3):
+    np.save(train_dir / f'{i}.npy', np.zeros((128, 40), np.float32))
+  tiny_config.data.train_dir = str(train_dir)
+  with pytest.raises(train.ConfigError, match='all zero'):
+    train.load_data(tiny_config)

@@ -1,7 +1,9 @@
-"""Autoencoder (clean -> clean, the seed) vs denoise (noisy -> clean) mode.
+"""Autoencoder (clean -> clean, the seed) vs denoise (noisy -> clean) mode,
+everything else as in configs/base.py (configs/denoise.py also switches to a
+mask output and a skip connection; this sweep isolates train.mode).
 
-PENDING: train.mode only accepts 'autoencoder' until the denoising mode
-lands; this definition is committed but has not been run.
+PENDING: written before train.mode existed and not run yet; see
+experiments/README.md.
 """
 from experiments.sweeps import common
 
