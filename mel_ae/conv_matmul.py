@@ -16,7 +16,7 @@ and the input gradient are XLA's own convolutions, so values are unchanged;
 training 80x slower, PERF_NOTES.md.)
 """
 import functools
-from typing import Sequence, Tuple
+from typing import List, Sequence, Tuple
 
 import jax
 import jax.numpy as jnp
@@ -34,6 +34,11 @@ def _conv(x: Array, kernel: Array, padding: Padding) -> Array:
                                       dimension_numbers=_DIMS)
 
 
+def lax_convs(x: Array, kernels: Sequence[Array], paddings) -> List[Array]:
+  """Stride-1 NHWC/HWIO convs of one input, XLA's way (the reference)."""
+  return [_conv(x, k, p) for k, p in zip(kernels, paddings)]
+
+
 def _chunk(batch: int, bytes_per_example: int) -> int:
   """The largest divisor of `batch` whose patches fit in _CHUNK_BYTES."""
   fits = [d for d in range(1, batch + 1)
@@ -41,12 +46,25 @@ def _chunk(batch: int, bytes_per_example: int) -> int:
   return max(fits, default=1)
 
 
-def kernel_grad(x: Array, g: Array, kernel_shape: Sequence[int],
-                padding: Padding) -> Array:
-  """d<conv(x, kernel), g>/d kernel, as chunked patches^T @ g."""
-  kh, kw = kernel_shape[:2]
-  xp = jnp.pad(x, ((0, 0),) + tuple(padding) + ((0, 0),))
-  b, h, w, out = g.shape
+def _union_window(kernel_shapes, paddings):
+  """Input padding and each kernel's tap offset in the union of windows."""
+  lo = [max(p[d][0] for p in paddings) for d in (0, 1)]
+  hi = [max(k[d] - 1 - p[d][0] for k, p in zip(kernel_shapes, paddings))
+        for d in (0, 1)]
+  starts = [tuple(lo[d] - p[d][0] for d in (0, 1)) for p in paddings]
+  return tuple(zip(lo, hi)), starts
+
+
+def kernel_grads(x: Array, gs: Sequence[Array], kernel_shapes,
+                 paddings) -> List[Array]:
+  """d<conv(x, k_i), g_i>/d k_i for convs of one input, from one matmul of
+  its patches (over the union of the windows) with the concatenated g_i."""
+  ((lo_h, hi_h), (lo_w, hi_w)), starts = _union_window(kernel_shapes,
+                                                       paddings)
+  xp = jnp.pad(x, ((0, 0), (lo_h, hi_h), (lo_w, hi_w), (0, 0)))
+  g = jnp.concatenate(gs, axis=-1)
+  b, h, w, _ = g.shape
+  kh, kw = lo_h + hi_h + 1, lo_w + hi_w + 1
   chunk = _chunk(b, h * w * kh * kw * x.shape[-1] * x.dtype.itemsize)
 
   def add_chunk(acc, xg):
@@ -57,29 +75,41 @@ def kernel_grad(x: Array, g: Array, kernel_shape: Sequence[int],
                             preferred_element_type=jnp.float32), None
 
   split = lambda a: a.reshape((b // chunk, chunk) + a.shape[1:])
-  acc = jnp.zeros((kh * kw, x.shape[-1], out), jnp.float32)
+  acc = jnp.zeros((kh * kw, x.shape[-1], g.shape[-1]), jnp.float32)
   acc, _ = jax.lax.scan(add_chunk, acc, (split(xp), split(g)))
-  return acc.reshape(kernel_shape)
+  acc = acc.reshape(kh, kw, x.shape[-1], g.shape[-1])
+  grads, first = [], 0
+  for shape, (i, j) in zip(kernel_shapes, starts):
+    grads.append(acc[i:i + shape[0], j:j + shape[1], :,
+                     first:first + shape[3]])
+    first += shape[3]
+  return grads
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def convs(x: Array, kernels: Sequence[Array], paddings) -> List[Array]:
+  """`lax_convs` with the kernel gradients from one patch matmul."""
+  return lax_convs(x, kernels, paddings)
+
+
+def _convs_fwd(x, kernels, paddings):
+  return convs(x, kernels, paddings), (x, kernels)
+
+
+def _convs_bwd(paddings, residuals, gs):
+  x, kernels = residuals
+  _, input_grad = jax.vjp(lambda x: lax_convs(x, kernels, paddings), x)
+  grads = kernel_grads(x, gs, [k.shape for k in kernels], paddings)
+  return input_grad(list(gs))[0], [
+      g.astype(k.dtype) for g, k in zip(grads, kernels)]
+
+
+convs.defvjp(_convs_fwd, _convs_bwd)
+
+
 def conv(x: Array, kernel: Array, padding: Padding) -> Array:
-  """Stride-1 NHWC/HWIO conv; same values and gradients as XLA's."""
-  return _conv(x, kernel, padding)
-
-
-def _conv_fwd(x, kernel, padding):
-  return _conv(x, kernel, padding), (x, kernel)
-
-
-def _conv_bwd(padding, residuals, g):
-  x, kernel = residuals
-  _, input_grad = jax.vjp(lambda x: _conv(x, kernel, padding), x)
-  return (input_grad(g)[0],
-          kernel_grad(x, g, kernel.shape, padding).astype(kernel.dtype))
-
-
-conv.defvjp(_conv_fwd, _conv_bwd)
+  """One stride-1 NHWC/HWIO conv (explicit padding pairs)."""
+  return convs(x, [kernel], (tuple(map(tuple, padding)),))[0]
 
 
 def _explicit_padding(padding, kernel_shape: Sequence[int]) -> Padding:

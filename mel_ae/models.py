@@ -5,6 +5,7 @@ default config this is exactly the 2020 seed: MaxPool 2x2 -> Conv 8, 16, 32
 (5x5, BatchNorm, ReLU) -> nearest upsample 2x -> Conv 16, 8 (5x5, BatchNorm,
 ReLU) -> Conv 1 (3x3) -> sigmoid; 32,513 trainable parameters.
 """
+import dataclasses
 import functools
 from typing import Sequence
 
@@ -12,6 +13,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from mel_ae import conv_matmul
 from mel_ae import upsample_conv
 
 # Keras' Conv2D default, which the seed used.
@@ -49,8 +51,21 @@ class AutoEncoder(nn.Module):
   mask_exponent: float = 1.0
   skip_channels: int = 0
   phase_upsample: bool = True
+  conv_impl: str = 'xla'
 
-  def _block(self, conv: nn.Module, x: jax.Array, train: bool) -> jax.Array:
+  def _matmul_grad(self, in_features: int, features: int) -> bool:
+    """conv_impl='matmul_grad' where XLA's kernel gradient is the slow one on
+    CPU: both channel counts >= 16 (measured); the function is the same."""
+    return self.conv_impl == 'matmul_grad' and min(in_features, features) >= 16
+
+  def _conv(self, features: int, kernel_size: int, x: jax.Array) -> jax.Array:
+    fast = self._matmul_grad(x.shape[-1], features)
+    return nn.Conv(features, (kernel_size, kernel_size),
+                   kernel_init=_KERNEL_INIT,
+                   conv_general_dilated=(conv_matmul.conv_general_dilated
+                                         if fast else None))(x)
+
+  def _block(self, conv, x: jax.Array, train: bool) -> jax.Array:
     x = conv(x)
     if self.batch_norm:
       x = nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum,
@@ -59,25 +74,26 @@ class AutoEncoder(nn.Module):
 
   @nn.compact
   def __call__(self, inputs: jax.Array, train: bool = False) -> jax.Array:
-    kernel = (self.kernel_size, self.kernel_size)
-    conv = functools.partial(nn.Conv, kernel_size=kernel,
-                             kernel_init=_KERNEL_INIT)
+    conv = lambda features: functools.partial(self._conv, features,
+                                              self.kernel_size)
     p = self.pool
     x = nn.max_pool(inputs, (p, p), strides=(p, p)) if p > 1 else inputs
     for channels in self.encoder_channels:
       x = self._block(conv(channels), x, train)
     # The first decoder conv also undoes the pooling: nearest upsample + conv,
     # computed at low resolution when phase_upsample is on (same function).
+    features = self.decoder_channels[0]
     x = self._block(upsample_conv.UpsampleConv(
-        self.decoder_channels[0], self.kernel_size, p,
-        phase=self.phase_upsample, kernel_init=_KERNEL_INIT), x, train)
+        features, self.kernel_size, p, phase=self.phase_upsample,
+        convs=(conv_matmul.convs if self._matmul_grad(x.shape[-1], features)
+               else conv_matmul.lax_convs),
+        kernel_init=_KERNEL_INIT), x, train)
     if self.skip_channels:
       skip = self._block(conv(self.skip_channels), inputs, train)
       x = jnp.concatenate([x, skip], axis=-1)
     for channels in self.decoder_channels[1:]:
       x = self._block(conv(channels), x, train)
-    k_out = (self.output_kernel_size, self.output_kernel_size)
-    x = nn.Conv(1, k_out, kernel_init=_KERNEL_INIT)(x)
+    x = self._conv(1, self.output_kernel_size, x)
     if self.output_mode == 'mask':
       return jnp.exp(self.mask_exponent * nn.log_sigmoid(x)) * inputs
     if self.output_mode == 'residual':
@@ -86,21 +102,16 @@ class AutoEncoder(nn.Module):
 
 
 def build_model(model_config) -> AutoEncoder:
-  """The model a config describes; `model_config` is config.model."""
-  return AutoEncoder(
-      encoder_channels=tuple(model_config.encoder_channels),
-      decoder_channels=tuple(model_config.decoder_channels),
-      kernel_size=model_config.kernel_size,
-      output_kernel_size=model_config.output_kernel_size,
-      pool=model_config.pool,
-      batch_norm=model_config.batch_norm,
-      bn_momentum=model_config.bn_momentum,
-      bn_epsilon=model_config.bn_epsilon,
-      output_activation=model_config.output_activation,
-      output_mode=model_config.output_mode,
-      mask_exponent=model_config.mask_exponent,
-      skip_channels=model_config.skip_channels,
-      phase_upsample=model_config.phase_upsample)
+  """The model a config describes; `model_config` is config.model.
+
+  Config fields carry the module's field names. A field missing from an
+  older checkpoint's config takes the module default, which by convention
+  keeps the behaviour the field had before it existed.
+  """
+  names = {f.name for f in dataclasses.fields(AutoEncoder)} - {'parent', 'name'}
+  return AutoEncoder(**{
+      k: tuple(v) if isinstance(v, (list, tuple)) else v
+      for k, v in model_config.items() if k in names})
 
 
 def count_params(params) -> int:

@@ -16,16 +16,18 @@ kernels (2x2 per phase instead of 3x3, for 2x and 3x3).
 The parameters are exactly `nn.Conv(features, (k, k))`'s (`kernel` (k, k, in,
 out), `bias` (out,)), so `phase` can be flipped without touching checkpoints.
 """
-from typing import Any, Callable, Optional
+from typing import Any, Callable, List, Optional, Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from mel_ae import conv_matmul
+
 Array = jax.Array
-Conv = Callable[[Array, Array, Any], Array]  # (x, kernel, padding) -> y
-_DIMS = ('NHWC', 'HWIO', 'NHWC')
+# (x, kernels, paddings) -> one output per kernel: conv_matmul's convs.
+Convs = Callable[[Array, Sequence[Array], Any], List[Array]]
 
 
 def same_padding(kernel_size: int) -> tuple[int, int]:
@@ -47,35 +49,29 @@ def phase_taps(kernel_size: int, factor: int, a: int) -> tuple[np.ndarray, int]:
   return taps.astype(np.float32), lo
 
 
-def lax_conv(x: Array, kernel: Array, padding) -> Array:
-  """Stride-1 NHWC/HWIO conv with explicit ((lo, hi), (lo, hi)) padding."""
-  return jax.lax.conv_general_dilated(x, kernel, (1, 1), padding,
-                                      dimension_numbers=_DIMS)
-
-
 def upsample_conv_plain(x: Array, kernel: Array, factor: int,
-                        conv: Conv = lax_conv) -> Array:
+                        convs: Convs = conv_matmul.lax_convs) -> Array:
   """Reference: nearest upsample, then a SAME conv at full resolution."""
   x = jnp.repeat(jnp.repeat(x, factor, axis=1), factor, axis=2)
   pad = same_padding(kernel.shape[0])
-  return conv(x, kernel, (pad, pad))
+  return convs(x, [kernel], ((pad, pad),))[0]
 
 
 def upsample_conv_phase(x: Array, kernel: Array, factor: int,
-                        conv: Conv = lax_conv) -> Array:
+                        convs: Convs = conv_matmul.lax_convs) -> Array:
   """Same result as `upsample_conv_plain`, from factor**2 low-res convs."""
   phases = [phase_taps(kernel.shape[0], factor, a) for a in range(factor)]
-  rows = []
+  kernels, pads = [], []
   for ta, lo_a in phases:
-    cols = []
     for tb, lo_b in phases:
       # Sum the taps that land on the same offset; einsum keeps the gradient
       # flowing to the original (k, k, in, out) kernel.
       k_ab = jnp.einsum('sy,tx,yxio->stio', ta, tb, kernel)
-      k_ab = k_ab.astype(kernel.dtype)
-      pad = ((-lo_a, len(ta) - 1 + lo_a), (-lo_b, len(tb) - 1 + lo_b))
-      cols.append(conv(x, k_ab, pad))
-    rows.append(jnp.stack(cols, axis=3))  # (B, H, W, f_b, C)
+      kernels.append(k_ab.astype(kernel.dtype))
+      pads.append(((-lo_a, len(ta) - 1 + lo_a), (-lo_b, len(tb) - 1 + lo_b)))
+  outs = convs(x, kernels, tuple(pads))  # phase (a, b) at a * factor + b
+  rows = [jnp.stack(outs[a * factor:(a + 1) * factor], axis=3)
+          for a in range(factor)]  # (B, H, W, f_b, C) each
   y = jnp.stack(rows, axis=2)  # (B, H, f_a, W, f_b, C): a free interleave
   b, h, _, w, _, c = y.shape
   return y.reshape(b, h * factor, w * factor, c)
@@ -89,6 +85,8 @@ class UpsampleConv(nn.Module):
     kernel_size: square kernel width (any k >= 1, odd or even).
     factor: nearest upsample factor (1 = plain conv).
     phase: compute at low resolution (exact, faster) instead of upsampling.
+    convs: `conv_matmul.lax_convs` or `conv_matmul.convs` (same function,
+      faster kernel gradient on CPU).
     kernel_init: Keras' glorot uniform by default, as in the seed model.
     bias_init: zeros.
     dtype: computation dtype (None: inferred from inputs and params).
@@ -97,6 +95,7 @@ class UpsampleConv(nn.Module):
   kernel_size: int
   factor: int
   phase: bool = True
+  convs: Convs = conv_matmul.lax_convs
   kernel_init: Any = nn.initializers.xavier_uniform()
   bias_init: Any = nn.initializers.zeros_init()
   dtype: Optional[Any] = None
@@ -113,4 +112,4 @@ class UpsampleConv(nn.Module):
     x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias,
                                               dtype=self.dtype)
     fn = upsample_conv_phase if self.phase else upsample_conv_plain
-    return fn(x, kernel, self.factor) + bias
+    return fn(x, kernel, self.factor, self.convs) + bias
