@@ -401,7 +401,7 @@ def _parse(argv) -> argparse.Namespace:
   p.add_argument('--seconds', type=float, default=3.0, help='per window')
   p.add_argument('--e2e', action=argparse.BooleanOptionalAction, default=True)
   p.add_argument('--e2e_segments', type=int, default=2)
-  p.add_argument('--e2e_steps', type=int, default=60)
+  p.add_argument('--e2e_steps', type=int, default=40)
   p.add_argument('--e2e_log_every', type=int, default=10)
   p.add_argument('--denoise_minutes', type=float, default=10.0,
                  help='length of the long file; 0 skips denoising')

@@ -1,19 +1,21 @@
-"""Convolution whose kernel gradient is a patch matmul, chunked over the batch.
+"""Convolutions whose kernel gradient is a patch matmul, chunked over the batch.
 
 On the 2-core CPU, XLA computes a conv's kernel gradient as one convolution
-with an H x W window, which ran 3-10x slower than the forward conv of the same
-layer once both channel counts reach 16. The same gradient is a sum over the
-batch of patches^T @ output-gradient, the patches being the k*k shifted
-slices of the padded input, stacked on a leading axis (the stack's backward
-would be cheap pad/add, but no gradient flows through it here). Built for a
-few examples at a time inside a `lax.scan`, the patches stay in cache and the
-matmul runs near XLA's dot speed: 1.8x faster than XLA's kernel gradient for
-the seed's 16->32 5x5 layer, 3.5x for a 32->64 3x3 one (batch 32). The output
-and the input gradient are XLA's own convolutions, so values are unchanged;
-`conv_general_dilated` is a drop-in for `lax.conv_general_dilated` (and for
-`nn.Conv(conv_general_dilated=...)`) with stride 1, no dilation, NHWC/HWIO.
-(`lax.conv_general_dilated_patches` is no substitute: its backward made
-training 80x slower, PERF_NOTES.md.)
+with an H x W window; for the seed's 16->32 5x5 layer that alone took 400 ms
+of a 2.5 s batch-32 step (profile), 3.5x its forward. The same gradient is a
+sum over the batch of patches^T @ output-gradient, the patches being the k*k
+shifted slices of the padded input, stacked channels-first (t, c, b, h, w) so
+XLA's dot takes them without another copy. Built for a few examples at a time
+inside a `lax.scan`, they stay in cache: that layer's kernel gradient fell
+from 214 to 84 ms in the step's profile. `convs` does this for several convs
+of one input (the phase convs of `upsample_conv`) with ONE patch matmul over
+the union of their windows. Outputs and input gradients stay XLA's own
+convolutions, so the function is unchanged (tests/conv_matmul_test.py).
+`conv_general_dilated` is a drop-in for `nn.Conv(conv_general_dilated=...)`
+(stride 1, no dilation, NHWC/HWIO). Not a win for few channels (8->16 5x5,
+16->8 5x5 at 128x128: 1.8x slower), hence models.py uses it only where both
+channel counts are >= 16. `lax.conv_general_dilated_patches` is no substitute:
+its backward made training 80x slower (PERF_NOTES.md).
 """
 import functools
 from typing import List, Sequence, Tuple
@@ -68,10 +70,13 @@ def kernel_grads(x: Array, gs: Sequence[Array], kernel_shapes,
   chunk = _chunk(b, h * w * kh * kw * x.shape[-1] * x.dtype.itemsize)
 
   def add_chunk(acc, xg):
+    # Channels-first patches (t, c, b, h, w): the matmul's operand as built,
+    # where (t, b, h, w, c) cost XLA one more transposing copy.
     xc, gc = xg
-    patches = jnp.stack([xc[:, i:i + h, j:j + w]
+    xc = jnp.transpose(xc, (3, 0, 1, 2))
+    patches = jnp.stack([xc[:, :, i:i + h, j:j + w]
                          for i in range(kh) for j in range(kw)])
-    return acc + jnp.einsum('tbhwc,bhwo->tco', patches, gc,
+    return acc + jnp.einsum('tcbhw,bhwo->tco', patches, gc,
                             preferred_element_type=jnp.float32), None
 
   split = lambda a: a.reshape((b // chunk, chunk) + a.shape[1:])

@@ -27,7 +27,6 @@ from mel_ae import mel_io
 from mel_ae import plots
 
 _METHODS = ['model'] + sorted(baselines.METHODS)
-_GROUP = 16  # Files denoised together: amortises calls, bounds memory.
 
 
 def _define_flags() -> None:
@@ -42,6 +41,9 @@ def _define_flags() -> None:
   flags.DEFINE_string('clean', None, 'Folder of clean references, matched '
                       'by stem, shown in the plots.')
   flags.DEFINE_bool('overwrite', False, 'Replace existing outputs.')
+  flags.DEFINE_integer('files_per_batch', 16, 'Files loaded and denoised '
+                       'together: amortises model calls, bounds memory.',
+                       lower_bound=1)
   flags.mark_flags_as_required(['input', 'output'])
   baselines.define_flags()
 
@@ -104,8 +106,9 @@ def run(args) -> List[str]:
             else baselines.params_from_flags(args.method))
   os.makedirs(args.output, exist_ok=True)
   failures, frames, start = [], 0, time.perf_counter()
-  for i in range(0, len(inputs), _GROUP):
-    loaded = _load_group(inputs[i:i + _GROUP], spec, args, failures)
+  group = args.files_per_batch
+  for i in range(0, len(inputs), group):
+    loaded = _load_group(inputs[i:i + group], spec, args, failures)
     mels = [m for _, m, _ in loaded]
     outs = (denoiser.denoise_batch(mels) if args.method == 'model' else
             [baselines.apply(args.method, m, **params) for m in mels])

@@ -20,6 +20,7 @@ from mel_ae import upsample_conv
 _KERNEL_INIT = nn.initializers.xavier_uniform()
 
 OUTPUT_MODES = ('image', 'mask', 'residual')
+CONV_IMPLS = ('xla', 'matmul_grad')
 OUTPUT_ACTIVATIONS = {
     'sigmoid': nn.sigmoid,
     'relu': nn.relu,

@@ -44,6 +44,8 @@ def _model_checks(m, n_mels: int):
       (len(m.decoder_channels) > 0, 'model.decoder_channels is empty'),
       (all(c >= 1 for c in channels), 'model channel counts must be >= 1'),
       (m.skip_channels >= 0, 'model.skip_channels must be >= 0'),
+      (m.conv_impl in models.CONV_IMPLS,
+       f'model.conv_impl must be one of {models.CONV_IMPLS}'),
       (m.output_activation in models.OUTPUT_ACTIVATIONS,
        f'model.output_activation must be one of {sorted(models.OUTPUT_ACTIVATIONS)}'),
       (m.output_mode in models.OUTPUT_MODES,
