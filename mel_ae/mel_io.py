@@ -33,10 +33,13 @@ def validate_mel(mel: np.ndarray, name: str, n_mels: Optional[int] = None,
   if mel.shape[1] < max(min_frames, 1):
     raise MelFileError(f'{name}: too short, {mel.shape[1]} frames, need at '
                        f'least {max(min_frames, 1)}')
-  mel = mel.astype(np.float32, copy=False)
   if not np.all(np.isfinite(mel)):
     bad = int(np.size(mel) - np.count_nonzero(np.isfinite(mel)))
     raise MelFileError(f'{name}: holds {bad} NaN or infinite values')
+  with np.errstate(over='ignore'):
+    mel = mel.astype(np.float32, copy=False)
+  if not np.all(np.isfinite(mel)):
+    raise MelFileError(f'{name}: holds values beyond the float32 range')
   if np.any(mel < 0):
     raise MelFileError(f'{name}: holds negative values (min {mel.min():.3g});'
                        ' a power mel is >= 0')
