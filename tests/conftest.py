@@ -45,12 +45,17 @@ def corpus(tmp_path):
   return write_corpus(str(tmp_path / 'corpus'))
 
 
-@pytest.fixture
-def tiny_config(corpus):
+def make_tiny_config(corpus: dict):
+  """configs/tiny.py pointed at a `write_corpus` corpus."""
   from configs import tiny  # pylint: disable=g-import-not-at-top
   config = tiny.get_config()
   config.data.train_dir = corpus['train']
   config.data.noisy_dir = ''
-  config.data.test_noisy_dir = corpus['test_noisy']
-  config.data.test_clean_dir = corpus['test_clean']
+  config.data.test_noisy_dir = corpus.get('test_noisy', '')
+  config.data.test_clean_dir = corpus.get('test_clean', '')
   return config
+
+
+@pytest.fixture
+def tiny_config(corpus):
+  return make_tiny_config(corpus)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import mel_ae
-from conftest import ROOT, fake_mel, write_corpus
+from conftest import ROOT, fake_mel, make_tiny_config, write_corpus
 from mel_ae import inference
 from mel_ae import mel_io
 from mel_ae import models
@@ -16,14 +16,10 @@ from mel_ae import train
 
 @pytest.fixture(scope='module')
 def workdir(tmp_path_factory):
-  from configs import tiny  # pylint: disable=g-import-not-at-top
   root = tmp_path_factory.mktemp('denoise')
   corpus = write_corpus(str(root / 'corpus'))
-  config = tiny.get_config()
-  config.data.train_dir = corpus['train']
-  config.data.noisy_dir = ''
-  config.data.test_noisy_dir = config.data.test_clean_dir = ''
-  train.train_and_evaluate(config, str(root / 'run'))
+  train.train_and_evaluate(make_tiny_config({'train': corpus['train']}),
+                           str(root / 'run'))
   return str(root / 'run')
 
 

@@ -11,7 +11,7 @@ from flax import traverse_util
 import jax
 import numpy as np
 
-from conftest import ROOT
+from conftest import ROOT, make_tiny_config
 
 _TESTS = os.path.dirname(os.path.abspath(__file__))
 
@@ -39,12 +39,7 @@ def _noise_driven(keys):
 
 
 def _config(corpus):
-  from configs import tiny  # pylint: disable=g-import-not-at-top
-  config = tiny.get_config()
-  config.data.train_dir = corpus['train']
-  config.data.noisy_dir = ''
-  config.data.test_noisy_dir = corpus['test_noisy']
-  config.data.test_clean_dir = corpus['test_clean']
+  config = make_tiny_config(corpus)
   config.model.encoder_channels = (16, 16)  # the matmul_grad path too
   config.train.batch_size = 8  # 2 rows per device
   return config
