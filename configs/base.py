@@ -89,6 +89,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.noise.babble_talkers = 4
   config.noise.babble_frames = 512
   config.noise.quiet_fraction = 0.3  # frames of a noisy file taken as noise
+  # Clean crops' frequencies scaled by a factor drawn log-uniformly from this
+  # range before mixing (pitch and formants together: other voices);
+  # (1, 1) = off.
+  config.noise.freq_scale = (1.0, 1.0)
 
   # Denoising a whole file: windows of chunk_frames outputs, each with
   # margin_frames of context per side (>= the model's receptive radius).

@@ -58,6 +58,17 @@ def _mel_to_hz(mel: np.ndarray) -> np.ndarray:
   return np.where(mel >= 15.0, log_part, mel * (200.0 / 3))
 
 
+def _band_edges_hz(spec: MelSpec) -> np.ndarray:
+  """n_mels + 2 frequencies, equally spaced in mel: the triangles' corners."""
+  return _mel_to_hz(np.linspace(_hz_to_mel(spec.fmin),
+                                _hz_to_mel(spec.fmax_hz), spec.n_mels + 2))
+
+
+def band_centres_hz(spec: MelSpec) -> np.ndarray:
+  """(n_mels,) centre frequency of each mel band, ascending."""
+  return _band_edges_hz(spec)[1:-1]
+
+
 @functools.lru_cache(maxsize=8)
 def mel_filterbank(spec: MelSpec) -> np.ndarray:
   """(n_mels, 1 + n_fft // 2) float32 weights = librosa.filters.mel defaults.
@@ -66,8 +77,7 @@ def mel_filterbank(spec: MelSpec) -> np.ndarray:
   is cached and read-only.
   """
   fft_freqs = np.fft.rfftfreq(spec.n_fft, 1.0 / spec.sr)
-  edges = _mel_to_hz(np.linspace(_hz_to_mel(spec.fmin),
-                                 _hz_to_mel(spec.fmax_hz), spec.n_mels + 2))
+  edges = _band_edges_hz(spec)
   widths = np.diff(edges)
   ramps = edges[:, None] - fft_freqs[None, :]
   lower = -ramps[:-2] / widths[:-1, None]

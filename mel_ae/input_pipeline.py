@@ -112,20 +112,46 @@ def batches(arrays: List[np.ndarray], batch_size: int,
     yield chunk
 
 
+def warp_frequency(mel: np.ndarray, factor: float,
+                   centres_hz: np.ndarray) -> np.ndarray:
+  """The mel of the same sound with every frequency scaled by `factor`.
+
+  Pitch and formants move together, as from a higher or lower voice: band m
+  takes the power found at centres_hz[m] / factor, linearly interpolated
+  between band centres (the edge bands repeat beyond the range).
+  """
+  source = np.interp(centres_hz / factor, centres_hz,
+                     np.arange(len(centres_hz), dtype=np.float64))
+  low = np.minimum(np.floor(source).astype(np.int64), len(centres_hz) - 2)
+  frac = (source - low)[:, None].astype(mel.dtype)
+  return (1 - frac) * mel[low] + frac * mel[low + 1]
+
+
 class NoisyCropSampler:
   """Denoising pairs: clean crops with noise from a bank mixed in (in power),
   both mapped to the model domain. Batch `step` depends on (seed, step) only."""
 
   def __init__(self, clean_power: Sequence[np.ndarray], bank, normalizer,
-               crop_frames: int, batch_size: int, seed: int, noise_config):
+               crop_frames: int, batch_size: int, seed: int, noise_config,
+               centres_hz: np.ndarray):
     self._crops = CropSampler(clean_power, crop_frames, batch_size, seed)
     self._bank = bank
     self._normalizer = normalizer
     self._seed = seed
     self._noise = noise_config
+    self._centres_hz = centres_hz
+
+  def _warp(self, clean: np.ndarray, step: int) -> np.ndarray:
+    """Each crop at a random pitch: noise.freq_scale's range, log-uniform."""
+    low, high = np.log(self._noise.freq_scale)
+    if low == high == 0:
+      return clean
+    rng = np.random.default_rng([self._seed, step, 2])
+    return np.stack([warp_frequency(c, np.exp(rng.uniform(low, high)),
+                                    self._centres_hz) for c in clean])
 
   def __call__(self, step: int) -> dict:
-    clean = self._crops(step)[..., 0]
+    clean = self._warp(self._crops(step)[..., 0], step)
     rng = np.random.default_rng([self._seed, step, 1])
     low, high = self._noise.snr_db
     noisy = np.stack([

@@ -72,6 +72,9 @@ def _train_checks(t, noise):
        f'noise.kinds must be among {noise_bank.KINDS}'),
       (len(noise.snr_db) == 2 and noise.snr_db[0] <= noise.snr_db[1],
        'noise.snr_db must be (low, high)'),
+      (len(noise.freq_scale) == 2
+       and 0 < noise.freq_scale[0] <= noise.freq_scale[1],
+       'noise.freq_scale must be (low, high) with 0 < low <= high'),
   ]
 
 
@@ -223,12 +226,12 @@ def make_sampler(config: ml_collections.ConfigDict, data: Data):
     crops = input_pipeline.CropSampler(data.train, d.crop_frames, t.batch_size,
                                        config.seed)
     return lambda step: {'input': crops(step)}
-  bank = noise_bank.build_noise_bank(
-      config.noise, audio.MelSpec.from_config(config.audio), data.train_power,
-      data.noisy, config.seed)
+  spec = audio.MelSpec.from_config(config.audio)
+  bank = noise_bank.build_noise_bank(config.noise, spec, data.train_power,
+                                     data.noisy, config.seed)
   return input_pipeline.NoisyCropSampler(
       data.train_power, bank, data.normalizer, d.crop_frames, t.batch_size,
-      config.seed, config.noise)
+      config.seed, config.noise, audio.band_centres_hz(spec))
 
 
 def _shardings():

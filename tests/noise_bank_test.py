@@ -8,6 +8,7 @@ import pytest
 
 from conftest import fake_mel
 from mel_ae import audio
+from mel_ae import input_pipeline
 from mel_ae import noise_bank
 from mel_ae import train
 
@@ -39,6 +40,36 @@ def test_bank_has_every_kind_and_unit_mean_textures(tiny_config):
     for t in textures:
       assert t.shape[0] == 128 and abs(t.mean() - 1) < 1e-9
   assert bank.sample(rng, 300).shape == (128, 300)
+
+
+def test_warp_frequency_moves_a_tone_to_the_scaled_frequency():
+  spec = audio.MelSpec()
+  freqs = np.fft.rfftfreq(spec.n_fft, 1.0 / spec.sr)
+  fb = audio.mel_filterbank(spec)
+  tone = lambda hz: np.stack([fb @ np.exp(-0.5 * ((freqs - hz) / 15) ** 2)] * 4,
+                             axis=1)
+  centres = audio.band_centres_hz(spec)
+  for hz, factor in [(500.0, 1.5), (2000.0, 0.8), (300.0, 1.25)]:
+    warped = input_pipeline.warp_frequency(tone(hz), factor, centres)
+    assert warped.shape == (128, 4) and warped.min() >= 0
+    peak = np.argmax(warped[:, 0])
+    # Within one band: the peak lands between band centres.
+    assert abs(peak - np.argmax(tone(hz * factor)[:, 0])) <= 1
+    assert peak != np.argmax(tone(hz)[:, 0])
+  mel = tone(700.0)
+  np.testing.assert_allclose(
+      input_pipeline.warp_frequency(mel, 1.0, centres), mel, rtol=1e-12)
+
+
+def test_frequency_scaling_is_seeded_and_off_by_default(tiny_config):
+  config = _denoise_config(tiny_config)
+  data = train.load_data(config)
+  plain = train.make_sampler(config, data)(3)
+  config.noise.freq_scale = (0.75, 1.5)
+  warped = train.make_sampler(config, data)(3)
+  again = train.make_sampler(config, data)(3)
+  np.testing.assert_array_equal(warped['input'], again['input'])
+  assert not np.allclose(warped['target'], plain['target'])
 
 
 def _denoise_config(config):
