@@ -3,7 +3,8 @@ r"""Scores trained models beside the classical baselines on a paired test set.
   python -m experiments.compare --workdirs=seed:runs/base,denoise:runs/denoise \
       --noisy=mel_ae/corpus/test/noisy --clean=mel_ae/corpus/test/clean
 
-Prints a markdown table (competition MSE in raw power, normalised MSE, LSD,
+A workdir may name a checkpoint step, `name:workdir@1000`; the default is
+the latest. Prints a markdown table (competition MSE in raw power, normalised MSE, LSD,
 improvement over the noisy input), means over files; the normalised domain
 is root 16 fitted on the clean references, the same for every method.
 """
@@ -19,7 +20,7 @@ from mel_ae import report
 
 import mel_ae
 
-flags.DEFINE_list('workdirs', [], 'name:workdir pairs of trained models.')
+flags.DEFINE_list('workdirs', [], 'name:workdir[@step] of trained models.')
 flags.DEFINE_string('noisy', None, 'Folder of noisy test mels.')
 flags.DEFINE_string('clean', None, 'Folder of clean references (same stems).')
 flags.mark_flags_as_required(['noisy', 'clean'])
@@ -34,7 +35,9 @@ def main(argv):
   outputs = {}
   for entry in FLAGS.workdirs:
     name, workdir = entry.split(':', 1)
-    outputs[name] = mel_ae.load(workdir).denoise_batch(noisy.mels)
+    workdir, _, step = workdir.partition('@')
+    outputs[name] = mel_ae.load(workdir, int(step) if step else None
+                                ).denoise_batch(noisy.mels)
   outputs.update({m: [baselines.apply(m, x) for x in noisy.mels]
                   for m in baselines.METHODS})
   table = report.method_table(outputs, noisy.mels, clean.mels,
