@@ -140,3 +140,24 @@ def test_baselines_need_no_checkpoint(tmp_path, method):
                f'--output={out}')
   assert r.returncode == 0, r.stderr[-1000:]
   assert os.listdir(out) == ['noised_000.npy']
+
+
+def _experiment(name, *args):
+  return subprocess.run([sys.executable, '-m', f'experiments.{name}', *args],
+                        cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+def test_compare_and_passthrough_read_a_chosen_checkpoint(workdir):
+  test = os.path.join(os.path.dirname(workdir), 'corpus', 'test')
+  compare = _experiment('compare', f'--workdirs=a:{workdir}@3,b:{workdir}',
+                        f'--noisy={test}/noisy', f'--clean={test}/clean')
+  assert compare.returncode == 0, compare.stderr
+  rows = {line.split('|')[1].strip(' *'): line for line in
+          compare.stdout.splitlines() if line.startswith('| ')}
+  assert {'a', 'b', 'identity', 'spectral_subtraction'} <= set(rows)
+  assert rows['a'] != rows['b']  # steps 3 and 6 differ
+  passthrough = _experiment('passthrough', f'--workdir={workdir}@6',
+                            f'--clean={test}/clean', '--loud=1')
+  assert passthrough.returncode == 0, passthrough.stderr
+  row = passthrough.stdout.splitlines()[-1].split('|')
+  assert row[1].strip() == f'{test}/clean' and 0 <= float(row[3]) < 10
