@@ -1,9 +1,6 @@
 """Autoencoder (clean -> clean, the seed) vs denoise (noisy -> clean) mode,
 everything else as in configs/base.py (configs/denoise.py also switches to a
 mask output and a skip connection; this sweep isolates train.mode).
-
-PENDING: written before train.mode existed and not run yet; see
-experiments/README.md.
 """
 from experiments.sweeps import common
 
