@@ -4,9 +4,10 @@ r"""Scores trained models beside the classical baselines on a paired test set.
       --noisy=mel_ae/corpus/test/noisy --clean=mel_ae/corpus/test/clean
 
 A workdir may name a checkpoint step, `name:workdir@1000`; the default is
-the latest. Prints a markdown table (competition MSE in raw power, normalised MSE, LSD,
-improvement over the noisy input), means over files; the normalised domain
-is root 16 fitted on the clean references, the same for every method.
+the latest. Prints a markdown table (competition MSE in raw power,
+normalised MSE, LSD, improvement over the noisy input), means over files;
+the normalised domain is root 16 fitted on the clean references, the same
+for every method.
 """
 from absl import app
 from absl import flags
@@ -17,8 +18,6 @@ from mel_ae import cli
 from mel_ae import features
 from mel_ae import input_pipeline
 from mel_ae import report
-
-import mel_ae
 
 flags.DEFINE_list('workdirs', [], 'name:workdir[@step] of trained models.')
 flags.DEFINE_string('noisy', None, 'Folder of noisy test mels.')
@@ -35,9 +34,7 @@ def main(argv):
   outputs = {}
   for entry in FLAGS.workdirs:
     name, workdir = entry.split(':', 1)
-    workdir, _, step = workdir.partition('@')
-    outputs[name] = mel_ae.load(workdir, int(step) if step else None
-                                ).denoise_batch(noisy.mels)
+    outputs[name] = cli.load_model(workdir).denoise_batch(noisy.mels)
   outputs.update({m: [baselines.apply(m, x) for x in noisy.mels]
                   for m in baselines.METHODS})
   table = report.method_table(outputs, noisy.mels, clean.mels,

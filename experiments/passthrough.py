@@ -17,8 +17,6 @@ from mel_ae import audio
 from mel_ae import cli
 from mel_ae import input_pipeline
 
-import mel_ae
-
 flags.DEFINE_string('workdir', None, 'Training workdir (optionally @step).')
 flags.DEFINE_list('clean', None, 'Folders of clean mels.')
 flags.DEFINE_float('loud', 10.0, 'A bin is loud above this raw power.')
@@ -37,8 +35,7 @@ def kept_share(clean: np.ndarray, output: np.ndarray, loud: np.ndarray):
 def main(argv):
   del argv
   cli.quiet_library_logs()
-  workdir, _, step = FLAGS.workdir.partition('@')
-  model = mel_ae.load(workdir, int(step) if step else None)
+  model = cli.load_model(FLAGS.workdir)
   edges = [int(e) for e in FLAGS.band_edges]
   print(f'| clean folder | MSE vs input | loud power kept | '
         + ' | '.join(f'bands {a}-{b - 1}' for a, b in zip(edges, edges[1:]))
