@@ -53,8 +53,13 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.bn_momentum = 0.99  # Keras' default, as in the seed
   config.model.bn_epsilon = 1e-3  # Keras' default, as in the seed
   config.model.output_activation = 'sigmoid'  # 'sigmoid', 'relu' or 'linear'
-  config.model.output_mode = 'image'  # 'image' (seed), 'mask' or 'residual'
+  # 'image' (seed), 'mask', 'residual' or 'subtract' (learned spectral
+  # subtraction of a minimum-statistics noise floor, models.subtract_noise)
+  config.model.output_mode = 'image'
   config.model.mask_exponent = 1.0  # mask ** exponent; 1/root: gain on power
+  config.model.noise_radius = 32  # 'subtract': frames each side of the minimum
+  config.model.noise_smooth = 5  # 'subtract': frames averaged before it
+  config.model.max_subtraction = 4.0  # 'subtract': most noise floors taken
   config.model.skip_channels = 0  # > 0: full-resolution skip (small U-Net)
   config.model.phase_upsample = True  # exact fast form of upsample+conv
   # 'matmul_grad': kernel gradients of the wide convs as patch matmuls, faster

@@ -7,8 +7,13 @@ A workdir may name a checkpoint step, `name:workdir@1000`; the default is
 the latest. Prints a markdown table (competition MSE in raw power,
 normalised MSE, LSD, improvement over the noisy input), means over files;
 the normalised domain is root 16 fitted on the clean references, the same
-for every method.
+for every method. With `--manifest` (the corpus' manifest.json, which names
+each noisy file's noise) it also prints the competition MSE per noise kind.
 """
+import json
+import os
+from typing import Dict, List, Sequence
+
 from absl import app
 from absl import flags
 
@@ -17,13 +22,35 @@ from mel_ae import baselines
 from mel_ae import cli
 from mel_ae import features
 from mel_ae import input_pipeline
+from mel_ae import metrics
 from mel_ae import report
 
 flags.DEFINE_list('workdirs', [], 'name:workdir[@step] of trained models.')
 flags.DEFINE_string('noisy', None, 'Folder of noisy test mels.')
 flags.DEFINE_string('clean', None, 'Folder of clean references (same stems).')
+flags.DEFINE_string('manifest', None, 'Optional manifest.json naming the '
+                    "noise of each 'noisy/<file>': adds a per-noise table.")
 flags.mark_flags_as_required(['noisy', 'clean'])
 FLAGS = flags.FLAGS
+
+
+def noise_table(outputs: Dict[str, Sequence], clean: Sequence,
+                noisy_paths: Sequence[str], manifest: str) -> List[str]:
+  """Markdown: mean competition MSE per method (rows) and noise kind."""
+  with open(manifest) as f:
+    files = json.load(f)['files']
+  kinds = [files[f'noisy/{os.path.basename(p)}']['noise'] for p in noisy_paths]
+  names = sorted(set(kinds))
+  lines = ['| method | ' + ' | '.join(f'{k} (n={kinds.count(k)})'
+                                      for k in names) + ' |',
+           '|---|' + '---:|' * len(names)]
+  for method, preds in outputs.items():
+    errors = [metrics.competition_mse(p, c) for p, c in zip(preds, clean)]
+    means = [sum(e for e, k in zip(errors, kinds) if k == kind)
+             / kinds.count(kind) for kind in names]
+    lines.append(f'| {method} | ' + ' | '.join(f'{m:.4g}' for m in means)
+                 + ' |')
+  return lines
 
 
 def main(argv):
@@ -41,6 +68,10 @@ def main(argv):
                               features.fit_normalizer(clean.mels))
   print(f'{len(clean.mels)} files: {FLAGS.noisy}')
   print('\n'.join(report.markdown_table(table)))
+  if FLAGS.manifest:
+    print('\nCompetition MSE per noise kind:')
+    print('\n'.join(noise_table(outputs, clean.mels, noisy.paths,
+                                FLAGS.manifest)))
 
 
 if __name__ == '__main__':

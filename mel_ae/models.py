@@ -19,7 +19,7 @@ from mel_ae import upsample_conv
 # Keras' Conv2D default, which the seed used.
 _KERNEL_INIT = nn.initializers.xavier_uniform()
 
-OUTPUT_MODES = ('image', 'mask', 'residual')
+OUTPUT_MODES = ('image', 'mask', 'residual', 'subtract')
 CONV_IMPLS = ('xla', 'matmul_grad')
 OUTPUT_ACTIVATIONS = {
     'sigmoid': nn.sigmoid,
@@ -35,7 +35,12 @@ class AutoEncoder(nn.Module):
   'mask' multiplies the input by a sigmoid mask raised to `mask_exponent`
   (1/16 under the root-16 transform makes it a gain on power, where loud bins
   stay nearly untouched); 'residual' adds a correction
-  to the input (then ReLU, as power is >= 0). skip_channels > 0 adds a
+  to the input (then ReLU, as power is >= 0); 'subtract' is a learned
+  spectral subtraction (`subtract_noise`): the network also sees a local
+  noise-floor estimate and predicts, per bin, how much of it to subtract
+  from the power and the least gain to keep, so a loud bin can lose at
+  most a few times the noise floor whatever the network thinks of it.
+  skip_channels > 0 adds a
   full-resolution conv of the input, concatenated after the upsampling: a
   one-level U-Net, so detail need not pass through the pooling.
   """
@@ -50,6 +55,9 @@ class AutoEncoder(nn.Module):
   output_activation: str = 'sigmoid'
   output_mode: str = 'image'
   mask_exponent: float = 1.0
+  noise_radius: int = 32
+  noise_smooth: int = 5
+  max_subtraction: float = 4.0
   skip_channels: int = 0
   phase_upsample: bool = True
   conv_impl: str = 'xla'
@@ -78,7 +86,11 @@ class AutoEncoder(nn.Module):
     conv = lambda features: functools.partial(self._conv, features,
                                               self.kernel_size)
     p = self.pool
-    x = nn.max_pool(inputs, (p, p), strides=(p, p)) if p > 1 else inputs
+    seen = inputs
+    if self.output_mode == 'subtract':
+      noise = noise_floor(inputs, self.noise_radius, self.noise_smooth)
+      seen = jnp.concatenate([inputs, noise], axis=-1)
+    x = nn.max_pool(seen, (p, p), strides=(p, p)) if p > 1 else seen
     for channels in self.encoder_channels:
       x = self._block(conv(channels), x, train)
     # The first decoder conv also undoes the pooling: nearest upsample + conv,
@@ -90,16 +102,60 @@ class AutoEncoder(nn.Module):
                else conv_matmul.lax_convs),
         kernel_init=_KERNEL_INIT), x, train)
     if self.skip_channels:
-      skip = self._block(conv(self.skip_channels), inputs, train)
+      skip = self._block(conv(self.skip_channels), seen, train)
       x = jnp.concatenate([x, skip], axis=-1)
     for channels in self.decoder_channels[1:]:
       x = self._block(conv(channels), x, train)
-    x = self._conv(1, self.output_kernel_size, x)
+    x = self._conv(2 if self.output_mode == 'subtract' else 1,
+                   self.output_kernel_size, x)
+    if self.output_mode == 'subtract':
+      return subtract_noise(inputs, noise, x, self.mask_exponent,
+                            self.max_subtraction)
     if self.output_mode == 'mask':
       return jnp.exp(self.mask_exponent * nn.log_sigmoid(x)) * inputs
     if self.output_mode == 'residual':
       return nn.relu(inputs + x)
     return OUTPUT_ACTIVATIONS[self.output_activation](x)
+
+
+# Guards for logs and powers of the root domain (x ** (1/exponent) of a
+# normalised value underflows float32 long before x reaches 0).
+_TINY = 1e-6
+_MAX_LOG_RATIO = 30.0
+_MIN_GAIN = 1e-3
+
+
+def noise_floor(x: jax.Array, radius: int, smooth: int) -> jax.Array:
+  """Minimum statistics per band: the least `smooth`-frame mean within
+  `radius` frames either side (NHWC, frames on axis 2).
+
+  Local, so chunked inference with a margin >= the receptive radius still
+  equals the whole file; a minimum commutes with the root transform, so it
+  is taken in the model domain. Exact zeros (padding, digital silence)
+  carry no noise and are skipped; a window of zeros only gives 0.
+  """
+  valid = (x > 0).astype(x.dtype)
+  pool = lambda a: nn.avg_pool(a, (1, smooth), padding='SAME')
+  count = pool(valid)
+  mean = jnp.where(count > 0, pool(x) / jnp.maximum(count, _TINY), jnp.inf)
+  floor = -nn.max_pool(-mean, (1, 2 * radius + 1), padding='SAME')
+  return jnp.where(jnp.isfinite(floor), floor, 0.0)
+
+
+def subtract_noise(x: jax.Array, noise: jax.Array, logits: jax.Array,
+                   exponent: float, max_subtraction: float) -> jax.Array:
+  """Power P - g N, at least f P, in the root domain (x ~ P ** exponent).
+
+  g in (0, max_subtraction) and f in (0, 1) come from the two logit
+  channels; plain spectral subtraction is g = 2, f = 0.05 everywhere.
+  """
+  g = max_subtraction * nn.sigmoid(logits[..., :1])
+  least = _MIN_GAIN + (1 - _MIN_GAIN) * nn.sigmoid(logits[..., 1:])
+  log_ratio = (jnp.log(jnp.maximum(noise, _TINY))
+               - jnp.log(jnp.maximum(x, _TINY))) / exponent
+  ratio = jnp.exp(jnp.minimum(log_ratio, _MAX_LOG_RATIO))
+  gain = jnp.maximum(1 - g * ratio, least)
+  return x * gain ** exponent
 
 
 def build_model(model_config) -> AutoEncoder:

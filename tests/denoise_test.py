@@ -1,4 +1,5 @@
 """Using a trained model: the notebook API and the denoise command."""
+import json
 import os
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import mel_ae
 from conftest import ROOT, fake_mel, make_tiny_config, write_corpus
 from mel_ae import inference
 from mel_ae import mel_io
+from mel_ae import metrics
 from mel_ae import models
 from mel_ae import train
 
@@ -149,13 +151,25 @@ def _experiment(name, *args):
 
 def test_compare_and_passthrough_read_a_chosen_checkpoint(workdir):
   test = os.path.join(os.path.dirname(workdir), 'corpus', 'test')
+  manifest = os.path.join(os.path.dirname(workdir), 'manifest.json')
+  kinds = {'noised_000': 'hum', 'noised_001': 'hum', 'noised_002': 'white'}
+  with open(manifest, 'w') as f:
+    json.dump({'files': {f'noisy/{k}.npy': {'noise': v}
+                         for k, v in kinds.items()}}, f)
   compare = _experiment('compare', f'--workdirs=a:{workdir}@3,b:{workdir}',
-                        f'--noisy={test}/noisy', f'--clean={test}/clean')
+                        f'--noisy={test}/noisy', f'--clean={test}/clean',
+                        f'--manifest={manifest}')
   assert compare.returncode == 0, compare.stderr
+  overall, per_noise = compare.stdout.split('per noise kind')
   rows = {line.split('|')[1].strip(' *'): line for line in
-          compare.stdout.splitlines() if line.startswith('| ')}
+          overall.splitlines() if line.startswith('| ')}
   assert {'a', 'b', 'identity', 'spectral_subtraction'} <= set(rows)
   assert rows['a'] != rows['b']  # steps 3 and 6 differ
+  identity = [l for l in per_noise.splitlines() if l.startswith('| identity')]
+  hum = np.mean([metrics.competition_mse(
+      np.load(f'{test}/noisy/noised_{i}.npy'), np.load(f'{test}/clean/{i}.npy'))
+                 for i in ('000', '001')])
+  assert float(identity[0].split('|')[2]) == pytest.approx(hum, rel=1e-3)
   passthrough = _experiment('passthrough', f'--workdir={workdir}@6',
                             f'--clean={test}/clean', '--loud=1')
   assert passthrough.returncode == 0, passthrough.stderr

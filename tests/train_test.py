@@ -70,6 +70,7 @@ def test_rerun_resumes_at_the_next_step_and_matches(tiny_config, tmp_path):
     ('model.encoder_channels', (), 'encoder_channels is empty'),
     ('data.crop_frames', 33, 'not a multiple of model.pool'),
     ('data.train_dir', '/no/such/dir', 'does not exist'),
+    ('model.output_mode', 'subtract', 'mask_exponent=1/data.root'),
 ])
 def test_invalid_config_fails_before_compiling(tiny_config, field, value,
                                                message):
