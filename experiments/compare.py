@@ -29,7 +29,8 @@ flags.DEFINE_list('workdirs', [], 'name:workdir[@step] of trained models.')
 flags.DEFINE_string('noisy', None, 'Folder of noisy test mels.')
 flags.DEFINE_string('clean', None, 'Folder of clean references (same stems).')
 flags.DEFINE_string('manifest', None, 'Optional manifest.json naming the '
-                    "noise of each 'noisy/<file>': adds a per-noise table.")
+                    'noise of each noisy file (keys: paths relative to it): '
+                    'adds a per-noise table.')
 flags.mark_flags_as_required(['noisy', 'clean'])
 FLAGS = flags.FLAGS
 
@@ -39,7 +40,12 @@ def noise_table(outputs: Dict[str, Sequence], clean: Sequence,
   """Markdown: mean competition MSE per method (rows) and noise kind."""
   with open(manifest) as f:
     files = json.load(f)['files']
-  kinds = [files[f'noisy/{os.path.basename(p)}']['noise'] for p in noisy_paths]
+  keys = [os.path.relpath(p, os.path.dirname(manifest)) for p in noisy_paths]
+  missing = [k for k in keys if k not in files]
+  if missing:
+    raise SystemExit(f'{manifest} does not list {missing[0]} (keys are paths '
+                     'relative to the manifest)')
+  kinds = [files[k]['noise'] for k in keys]
   names = sorted(set(kinds))
   lines = ['| method | ' + ' | '.join(f'{k} (n={kinds.count(k)})'
                                       for k in names) + ' |',

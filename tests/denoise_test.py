@@ -151,7 +151,7 @@ def _experiment(name, *args):
 
 def test_compare_and_passthrough_read_a_chosen_checkpoint(workdir):
   test = os.path.join(os.path.dirname(workdir), 'corpus', 'test')
-  manifest = os.path.join(os.path.dirname(workdir), 'manifest.json')
+  manifest = os.path.join(test, 'manifest.json')
   kinds = {'noised_000': 'hum', 'noised_001': 'hum', 'noised_002': 'white'}
   with open(manifest, 'w') as f:
     json.dump({'files': {f'noisy/{k}.npy': {'noise': v}

@@ -1,6 +1,7 @@
 """Autoencoder (clean -> clean, the seed) vs denoise (noisy -> clean) mode,
 everything else as in configs/base.py (configs/denoise.py also switches to a
-mask output and a skip connection; this sweep isolates train.mode).
+learned-subtraction output and a skip connection; this sweep isolates
+train.mode).
 """
 from experiments.sweeps import common
 
