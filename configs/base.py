@@ -57,7 +57,10 @@ def get_config() -> ml_collections.ConfigDict:
   # subtraction of a minimum-statistics noise floor, models.subtract_noise)
   config.model.output_mode = 'image'
   config.model.mask_exponent = 1.0  # mask ** exponent; 1/root: gain on power
-  config.model.noise_radius = 32  # 'subtract': frames each side of the minimum
+  # 'subtract': frames each side of the minimum; infer.margin_frames must
+  # cover it plus the network's own radius (18 frames; measured 51 in all
+  # for configs/denoise.py).
+  config.model.noise_radius = 32
   config.model.noise_smooth = 5  # 'subtract': frames averaged before it
   config.model.max_subtraction = 4.0  # 'subtract': most noise floors taken
   config.model.skip_channels = 0  # > 0: full-resolution skip (small U-Net)

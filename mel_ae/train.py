@@ -55,6 +55,20 @@ def _model_checks(m, n_mels: int):
   ]
 
 
+def _subtract_checks(m, d):
+  """output_mode='subtract' turns model values back into power."""
+  if m.output_mode != 'subtract':
+    return []
+  return [
+      (d.transform == 'root' and abs(m.mask_exponent * d.root - 1) < 1e-6,
+       "model.output_mode='subtract' needs data.transform='root' and "
+       'model.mask_exponent=1/data.root'),
+      (m.noise_radius >= 0 and m.noise_smooth >= 1 and m.max_subtraction > 0,
+       'model.noise_radius >= 0, noise_smooth >= 1 and max_subtraction > 0 '
+       "are needed for output_mode='subtract'"),
+  ]
+
+
 def _train_checks(t, noise):
   return [
       (t.num_steps >= 1 and t.batch_size >= 1,
@@ -106,15 +120,8 @@ def _data_checks(d, pool: int, infer):
 
 def validate_config(config: ml_collections.ConfigDict) -> None:
   """Rejects impossible settings before anything loads or compiles."""
-  m = config.model
-  subtract_ok = m.output_mode != 'subtract' or (
-      config.data.transform == 'root' and m.noise_radius >= 0
-      and m.noise_smooth >= 1 and m.max_subtraction > 0
-      and abs(m.mask_exponent * config.data.root - 1) < 1e-6)
   checks = (_model_checks(config.model, config.audio.n_mels)
-            + [(subtract_ok, "model.output_mode='subtract' needs "
-                "data.transform='root', model.mask_exponent=1/data.root, "
-                'noise_radius >= 0, noise_smooth >= 1, max_subtraction > 0')]
+            + _subtract_checks(config.model, config.data)
             + _train_checks(config.train, config.noise)
             + _data_checks(config.data, config.model.pool, config.infer))
   for ok, message in checks:
