@@ -4,7 +4,7 @@ import functools
 import json
 import os
 import time
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from absl import logging
 from flax.training import train_state
@@ -147,6 +147,18 @@ def create_train_state(rng: jax.Array, config: ml_collections.ConfigDict,
   return TrainState.create(apply_fn=model.apply, params=variables['params'],
                            batch_stats=variables.get('batch_stats', {}),
                            tx=create_optimizer(config.train))
+
+
+# Initialisation runs once and does next to no arithmetic, yet XLA's backend
+# optimisation of it took 5 s of a 17.5 s cold start on the 2-core CPU
+# (0.8 s without); the values are the same bits either way (tested).
+_INIT_COMPILER_OPTIONS = {'xla_backend_optimization_level': 0}
+
+
+def init_train_state(init: Callable[[], TrainState], sharding) -> TrainState:
+  """Runs `init` (no arguments) jitted, compiled for speed of compilation."""
+  return jax.jit(init, out_shardings=sharding).lower().compile(
+      compiler_options=_INIT_COMPILER_OPTIONS)()
 
 
 def mse(pred: jax.Array, target: jax.Array) -> jax.Array:
@@ -402,7 +414,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   data = load_data(config, meta and features.Normalizer.from_dict(
       meta['normalizer']))
   if state is None:
-    state = jax.jit(init, out_shardings=replicated)()
+    state = init_train_state(init, replicated)
   logging.info('Model: %d trainable parameters',
                models.count_params(state.params))
   step_fn = jax.jit(functools.partial(train_step, loss=make_loss(
