@@ -96,9 +96,9 @@ def _jax_trainer(batch_size: int, crop: int):
   config = _jax_config(batch_size, crop)
   replicated, data_sharding = train._shardings()  # pylint: disable=protected-access
   shape = (batch_size, config.audio.n_mels, crop, 1)
-  state = train.init_train_state(functools.partial(
-      train.create_train_state, jax.random.PRNGKey(0), config, shape),
-                                 replicated)
+  init = functools.partial(train.create_train_state, jax.random.PRNGKey(0),
+                           config, shape)
+  state = train.init_train_state(init, replicated)
   batch = {'input': jax.device_put(
       jax.random.uniform(jax.random.PRNGKey(1), shape), data_sharding)}
   step_fn = jax.jit(train.train_step, in_shardings=(replicated, data_sharding),

@@ -16,6 +16,7 @@ from typing import Dict, List, Sequence
 
 from absl import app
 from absl import flags
+import numpy as np
 
 from mel_ae import audio
 from mel_ae import baselines
@@ -45,17 +46,16 @@ def noise_table(outputs: Dict[str, Sequence], clean: Sequence,
   if missing:
     raise SystemExit(f'{manifest} does not list {missing[0]} (keys are paths '
                      'relative to the manifest)')
-  kinds = [files[k]['noise'] for k in keys]
+  kinds = np.array([files[k]['noise'] for k in keys])
   names = sorted(set(kinds))
-  lines = ['| method | ' + ' | '.join(f'{k} (n={kinds.count(k)})'
+  lines = ['| method | ' + ' | '.join(f'{k} (n={np.sum(kinds == k)})'
                                       for k in names) + ' |',
            '|---|' + '---:|' * len(names)]
   for method, preds in outputs.items():
-    errors = [metrics.competition_mse(p, c) for p, c in zip(preds, clean)]
-    means = [sum(e for e, k in zip(errors, kinds) if k == kind)
-             / kinds.count(kind) for kind in names]
-    lines.append(f'| {method} | ' + ' | '.join(f'{m:.4g}' for m in means)
-                 + ' |')
+    errors = np.array([metrics.competition_mse(p, c)
+                       for p, c in zip(preds, clean)])
+    lines.append(f'| {method} | ' + ' | '.join(
+        f'{errors[kinds == k].mean():.4g}' for k in names) + ' |')
   return lines
 
 
