@@ -65,9 +65,11 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.max_subtraction = 4.0  # 'subtract': most noise floors taken
   config.model.skip_channels = 0  # > 0: full-resolution skip (small U-Net)
   config.model.phase_upsample = True  # exact fast form of upsample+conv
-  # 'matmul_grad': kernel gradients of the wide convs as patch matmuls, faster
-  # on CPU (same function and params); 'xla': XLA's own (best on GPU).
-  config.model.conv_impl = 'matmul_grad'
+  # How convs are computed; all give the same function and params. 'onednn':
+  # oneDNN via XLA FFI (CPU, fastest here); 'matmul_grad': XLA's, with kernel
+  # gradients as patch matmuls (CPU); 'xla': XLA's own (best on GPU); 'auto':
+  # 'onednn' on a 1-device CPU where it builds, else one of the others.
+  config.model.conv_impl = 'auto'
 
   config.train = ml_collections.ConfigDict()
   config.train.mode = 'autoencoder'  # input = target = clean; or 'denoise'

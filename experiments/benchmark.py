@@ -108,7 +108,8 @@ def _jax_trainer(batch_size: int, crop: int):
   info = {'compile_s': time.perf_counter() - t0,
           'params': models.count_params(state.params),
           'framework': f'jax {jax.__version__} ({jax.default_backend()}, '
-                       f'{jax.device_count()} device(s))'}
+                       f'{jax.device_count()} device(s), conv_impl '
+                       f'{models.resolve_conv_impl(config.model.conv_impl)})'}
   holder = [state]
 
   def step() -> float:

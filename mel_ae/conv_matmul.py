@@ -11,7 +11,7 @@ from 214 to 84 ms in the step's profile. `convs` does this for several convs
 of one input (the phase convs of `upsample_conv`) with ONE patch matmul over
 the union of their windows. Outputs and input gradients stay XLA's own
 convolutions, so the function is unchanged (tests/conv_matmul_test.py).
-`conv_general_dilated` is a drop-in for `nn.Conv(conv_general_dilated=...)`
+`drop_in(convs)` plugs it into `nn.Conv(conv_general_dilated=...)`
 (stride 1, no dilation, NHWC/HWIO). Not a win for few channels (8->16 5x5,
 16->8 5x5 at 128x128: 1.8x slower), hence models.py uses it only where both
 channel counts are >= 16. `lax.conv_general_dilated_patches` is no substitute:
@@ -112,11 +112,6 @@ def _convs_bwd(paddings, residuals, gs):
 convs.defvjp(_convs_fwd, _convs_bwd)
 
 
-def conv(x: Array, kernel: Array, padding: Padding) -> Array:
-  """One stride-1 NHWC/HWIO conv (explicit padding pairs)."""
-  return convs(x, [kernel], (tuple(map(tuple, padding)),))[0]
-
-
 def _explicit_padding(padding, kernel_shape: Sequence[int]) -> Padding:
   """lax's 'SAME' / 'VALID' / pairs, for stride 1, as explicit pairs."""
   if padding == 'VALID':
@@ -126,16 +121,21 @@ def _explicit_padding(padding, kernel_shape: Sequence[int]) -> Padding:
   return tuple(tuple(p) for p in padding)
 
 
-def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
-                         rhs_dilation=None, dimension_numbers=None,
-                         feature_group_count=1, precision=None):
-  """`lax.conv_general_dilated` for what `nn.Conv` asks of it in mel_ae."""
-  dims = jax.lax.conv_dimension_numbers(lhs.shape, rhs.shape, _DIMS)
-  given = jax.lax.conv_dimension_numbers(lhs.shape, rhs.shape,
-                                         dimension_numbers)
-  plain = all(s == 1 for s in tuple(window_strides) + tuple(
-      lhs_dilation or ()) + tuple(rhs_dilation or ()))
-  if not plain or given != dims or feature_group_count != 1 or precision:
-    raise ValueError('conv_matmul supports stride-1, undilated, ungrouped '
-                     'NHWC/HWIO convolutions only')
-  return conv(lhs, rhs, _explicit_padding(padding, rhs.shape))
+@functools.cache
+def drop_in(convs_fn):
+  """`lax.conv_general_dilated`, for what `nn.Conv` asks of it in mel_ae,
+  computed by `convs_fn` (this module's `convs`, or onednn_conv's)."""
+  def conv_general_dilated(lhs, rhs, window_strides, padding,
+                           lhs_dilation=None, rhs_dilation=None,
+                           dimension_numbers=None, feature_group_count=1,
+                           precision=None):
+    dims = jax.lax.conv_dimension_numbers(lhs.shape, rhs.shape, _DIMS)
+    given = jax.lax.conv_dimension_numbers(lhs.shape, rhs.shape,
+                                           dimension_numbers)
+    plain = all(s == 1 for s in tuple(window_strides) + tuple(
+        lhs_dilation or ()) + tuple(rhs_dilation or ()))
+    if not plain or given != dims or feature_group_count != 1 or precision:
+      raise ValueError('mel_ae convs support stride-1, undilated, ungrouped '
+                       'NHWC/HWIO convolutions only')
+    return convs_fn(lhs, [rhs], (_explicit_padding(padding, rhs.shape),))[0]
+  return conv_general_dilated

@@ -9,18 +9,20 @@ import dataclasses
 import functools
 from typing import Sequence
 
+from absl import logging
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
 from mel_ae import conv_matmul
+from mel_ae import onednn_conv
 from mel_ae import upsample_conv
 
 # Keras' Conv2D default, which the seed used.
 _KERNEL_INIT = nn.initializers.xavier_uniform()
 
 OUTPUT_MODES = ('image', 'mask', 'residual', 'subtract')
-CONV_IMPLS = ('xla', 'matmul_grad')
+CONV_IMPLS = ('xla', 'matmul_grad', 'onednn', 'auto')
 OUTPUT_ACTIVATIONS = {
     'sigmoid': nn.sigmoid,
     'relu': nn.relu,
@@ -62,17 +64,24 @@ class AutoEncoder(nn.Module):
   phase_upsample: bool = True
   conv_impl: str = 'xla'
 
-  def _matmul_grad(self, in_features: int, features: int) -> bool:
-    """conv_impl='matmul_grad' where XLA's kernel gradient is the slow one on
-    CPU: both channel counts >= 16 (measured); the function is the same."""
-    return self.conv_impl == 'matmul_grad' and min(in_features, features) >= 16
+  def _convs(self, in_features: int, features: int) -> upsample_conv.Convs:
+    """The conv implementation for one layer; all compute the same function.
+
+    'matmul_grad' only where both channel counts are >= 16: there XLA's
+    kernel gradient is the slow part on CPU (measured). 'onednn': all layers.
+    """
+    if self.conv_impl == 'onednn':
+      return onednn_conv.convs
+    if self.conv_impl == 'matmul_grad' and min(in_features, features) >= 16:
+      return conv_matmul.convs
+    return conv_matmul.lax_convs
 
   def _conv(self, features: int, kernel_size: int, x: jax.Array) -> jax.Array:
-    fast = self._matmul_grad(x.shape[-1], features)
+    convs = self._convs(x.shape[-1], features)
     return nn.Conv(features, (kernel_size, kernel_size),
                    kernel_init=_KERNEL_INIT,
-                   conv_general_dilated=(conv_matmul.conv_general_dilated
-                                         if fast else None))(x)
+                   conv_general_dilated=(None if convs is conv_matmul.lax_convs
+                                         else conv_matmul.drop_in(convs)))(x)
 
   def _block(self, conv, x: jax.Array, train: bool) -> jax.Array:
     x = conv(x)
@@ -98,8 +107,7 @@ class AutoEncoder(nn.Module):
     features = self.decoder_channels[0]
     x = self._block(upsample_conv.UpsampleConv(
         features, self.kernel_size, p, phase=self.phase_upsample,
-        convs=(conv_matmul.convs if self._matmul_grad(x.shape[-1], features)
-               else conv_matmul.lax_convs),
+        convs=self._convs(x.shape[-1], features),
         kernel_init=_KERNEL_INIT), x, train)
     if self.skip_channels:
       skip = self._block(conv(self.skip_channels), seen, train)
@@ -158,6 +166,26 @@ def subtract_noise(x: jax.Array, noise: jax.Array, logits: jax.Array,
   return x * gain ** exponent
 
 
+def resolve_conv_impl(conv_impl: str) -> str:
+  """'auto' -> the fastest implementation that works here (same function).
+
+  oneDNN on a one-device CPU when it builds (mel_ae/onednn_conv.py); XLA's
+  partitioner cannot split its custom calls over several devices. Otherwise
+  'matmul_grad' on CPU and XLA's own convolutions elsewhere.
+  """
+  if conv_impl != 'auto':
+    return conv_impl
+  if jax.default_backend() != 'cpu':
+    return 'xla'
+  if jax.device_count() == 1:
+    reason = onednn_conv.unavailable_reason()
+    if not reason:
+      return 'onednn'
+    logging.warning("conv_impl='auto': no oneDNN convolutions (%s); using "
+                    "'matmul_grad'", reason)
+  return 'matmul_grad'
+
+
 def build_model(model_config) -> AutoEncoder:
   """The model a config describes; `model_config` is config.model.
 
@@ -166,9 +194,11 @@ def build_model(model_config) -> AutoEncoder:
   keeps the behaviour the field had before it existed.
   """
   names = {f.name for f in dataclasses.fields(AutoEncoder)} - {'parent', 'name'}
-  return AutoEncoder(**{
-      k: tuple(v) if isinstance(v, (list, tuple)) else v
-      for k, v in model_config.items() if k in names})
+  fields = {k: tuple(v) if isinstance(v, (list, tuple)) else v
+            for k, v in model_config.items() if k in names}
+  if 'conv_impl' in fields:
+    fields['conv_impl'] = resolve_conv_impl(fields['conv_impl'])
+  return AutoEncoder(**fields)
 
 
 def count_params(params) -> int:

@@ -22,6 +22,7 @@ from mel_ae import input_pipeline
 from mel_ae import metrics
 from mel_ae import models
 from mel_ae import noise_bank
+from mel_ae import onednn_conv
 from mel_ae import report
 from mel_ae import writers
 
@@ -53,6 +54,14 @@ def _model_checks(m, n_mels: int):
       (n_mels % m.pool == 0,
        f'audio.n_mels={n_mels} is not a multiple of model.pool={m.pool}'),
   ]
+
+
+def _conv_impl_checks(m):
+  """conv_impl='onednn' asked for by name must work here (it builds C++)."""
+  if m.conv_impl != 'onednn':
+    return []
+  reason = onednn_conv.unavailable_reason()
+  return [(not reason, f"model.conv_impl='onednn' cannot run here: {reason}")]
 
 
 def _subtract_checks(m, d):
@@ -121,6 +130,7 @@ def _data_checks(d, pool: int, infer):
 def validate_config(config: ml_collections.ConfigDict) -> None:
   """Rejects impossible settings before anything loads or compiles."""
   checks = (_model_checks(config.model, config.audio.n_mels)
+            + _conv_impl_checks(config.model)
             + _subtract_checks(config.model, config.data)
             + _train_checks(config.train, config.noise)
             + _data_checks(config.data, config.model.pool, config.infer))

@@ -71,12 +71,12 @@ class ConvsTest(parameterized.TestCase):
     x, k = _random((2, 6, 5, 3), 0), _random((3, 3, 3, 4), 1)
     dims = ('NHWC', 'HWIO', 'NHWC')
     _assert_close(
-        conv_matmul.conv_general_dilated(x, k, (1, 1), 'SAME',
+        conv_matmul.drop_in(conv_matmul.convs)(x, k, (1, 1), 'SAME',
                                          dimension_numbers=dims),
         jax.lax.conv_general_dilated(x, k, (1, 1), 'SAME',
                                      dimension_numbers=dims))
     with self.assertRaisesRegex(ValueError, 'stride-1'):
-      conv_matmul.conv_general_dilated(x, k, (2, 2), 'SAME',
+      conv_matmul.drop_in(conv_matmul.convs)(x, k, (2, 2), 'SAME',
                                        dimension_numbers=dims)
 
   @parameterized.parameters(3, 5)

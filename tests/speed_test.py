@@ -16,7 +16,7 @@ def _counting(fn, counts, name):
   return wrapper
 
 
-@pytest.mark.parametrize('conv_impl', ['xla', 'matmul_grad'])
+@pytest.mark.parametrize('conv_impl', ['xla', 'matmul_grad', 'auto'])
 def test_each_step_function_is_traced_once(tiny_config, tmp_path, monkeypatch,
                                            conv_impl):
   # Channels >= 16 so that 'matmul_grad' really takes the patch-matmul path.
