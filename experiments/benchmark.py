@@ -79,21 +79,22 @@ def _timed(fn) -> float:
 # ----------------------------------------------------------------- JAX side
 
 
-def _jax_config(batch_size: int, crop: int):
+def _jax_config(batch_size: int, crop: int, conv_impl: str = ''):
   from configs import base  # pylint: disable=g-import-not-at-top
   config = base.get_config()
   config.train.batch_size = batch_size
   config.data.crop_frames = crop
+  config.model.conv_impl = conv_impl or config.model.conv_impl
   return config
 
 
-def _jax_trainer(batch_size: int, crop: int):
+def _jax_trainer(batch_size: int, crop: int, conv_impl: str):
   """The training loop's jitted step on a fixed batch; returns (step, info)."""
   import jax  # pylint: disable=g-import-not-at-top
   from mel_ae import models  # pylint: disable=g-import-not-at-top
   from mel_ae import train  # pylint: disable=g-import-not-at-top
 
-  config = _jax_config(batch_size, crop)
+  config = _jax_config(batch_size, crop, conv_impl)
   replicated, data_sharding = train._shardings()  # pylint: disable=protected-access
   shape = (batch_size, config.audio.n_mels, crop, 1)
   init = functools.partial(train.create_train_state, jax.random.PRNGKey(0),
@@ -131,7 +132,8 @@ def _torch_matmul_gflops() -> float:
   return _best_gflops(lambda: a @ a)
 
 
-def _denoise_speed(crop: int, long_minutes: float) -> Dict[str, float]:
+def _denoise_speed(crop: int, long_minutes: float,
+                   conv_impl: str) -> Dict[str, float]:
   """Seconds of audio denoised per second: one long file, the test folder."""
   import jax  # pylint: disable=g-import-not-at-top
   from mel_ae import audio  # pylint: disable=g-import-not-at-top
@@ -140,7 +142,7 @@ def _denoise_speed(crop: int, long_minutes: float) -> Dict[str, float]:
   from mel_ae import input_pipeline  # pylint: disable=g-import-not-at-top
   from mel_ae import train  # pylint: disable=g-import-not-at-top
 
-  config = _jax_config(1, crop)
+  config = _jax_config(1, crop, conv_impl)
   spec = audio.MelSpec.from_config(config.audio)
   folder = input_pipeline.load_folder(config.data.test_noisy_dir, spec, 1).mels
   state = train.create_train_state(jax.random.PRNGKey(0), config,
@@ -180,11 +182,11 @@ def _peer_trainer(framework: str, batch_size: int, crop: int):
 # ------------------------------------------------------------- worker side
 
 
-def worker(framework: str, batch_size: int, crop: int) -> None:
+def worker(framework: str, batch_size: int, crop: int, conv_impl: str) -> None:
   """Line protocol on stdin/stdout: 'run SECONDS', 'matmul', 'denoise
   MINUTES', 'quit'; one JSON object answers each line."""
   if framework == 'jax':
-    step, info = _jax_trainer(batch_size, crop)
+    step, info = _jax_trainer(batch_size, crop, conv_impl)
   else:
     step, info = _peer_trainer(framework, batch_size, crop)
   step()
@@ -198,7 +200,7 @@ def worker(framework: str, batch_size: int, crop: int) -> None:
       _reply({'matmul_gflops': matmul[framework]() if framework in matmul
               else None})
     elif cmd == 'denoise':
-      _reply(_denoise_speed(crop, float(args[0])))
+      _reply(_denoise_speed(crop, float(args[0]), conv_impl))
     else:
       _reply({'peak_rss_mb': _peak_rss_mb()})
       return
@@ -209,12 +211,13 @@ def _reply(obj) -> None:
   sys.stdout.flush()
 
 
-def first_step(batch_size: int, crop: int, cache_dir: str) -> None:
+def first_step(batch_size: int, crop: int, cache_dir: str,
+               conv_impl: str) -> None:
   """Prints the wall time at which the first training step finished."""
   import jax  # pylint: disable=g-import-not-at-top
   jax.config.update('jax_compilation_cache_dir', cache_dir)
   jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.5)
-  step, info = _jax_trainer(batch_size, crop)
+  step, info = _jax_trainer(batch_size, crop, conv_impl)
   step()
   _reply({'done_at': time.time(), 'compile_s': info['compile_s']})
 
@@ -225,13 +228,15 @@ def first_step(batch_size: int, crop: int, cache_dir: str) -> None:
 class Worker:
   """A framework training in its own process, driven line by line."""
 
-  def __init__(self, framework: str, batch_size: int, crop: int):
+  def __init__(self, framework: str, batch_size: int, crop: int,
+               conv_impl: str):
     self.framework = framework
     env = dict(os.environ, PYTHONPATH=REPO, KERAS_BACKEND='tensorflow',
                TF_CPP_MIN_LOG_LEVEL='2')
     self._proc = subprocess.Popen(
         [sys.executable, '-m', 'experiments.benchmark', '--worker', framework,
-         '--batches', str(batch_size), '--crop', str(crop)],
+         '--batches', str(batch_size), '--crop', str(crop),
+         f'--conv_impl={conv_impl}'],
         cwd=REPO, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
         text=True)
     self.info = self._read()
@@ -254,7 +259,8 @@ class Worker:
     return rss
 
 
-def _time_to_first_step(batch_size: int, crop: int) -> Dict[str, float]:
+def _time_to_first_step(batch_size: int, crop: int,
+                        conv_impl: str) -> Dict[str, float]:
   """Cold then warm, with one fresh persistent compilation cache."""
   out = {}
   with tempfile.TemporaryDirectory() as cache:
@@ -263,7 +269,7 @@ def _time_to_first_step(batch_size: int, crop: int) -> Dict[str, float]:
       result = json.loads(subprocess.run(
           [sys.executable, '-m', 'experiments.benchmark', '--first_step',
            '--batches', str(batch_size), '--crop', str(crop), '--cache_dir',
-           cache], cwd=REPO, env=dict(os.environ, PYTHONPATH=REPO),
+           cache, f'--conv_impl={conv_impl}'], cwd=REPO, env=dict(os.environ, PYTHONPATH=REPO),
           check=True, capture_output=True, text=True).stdout.splitlines()[-1])
       out[f'first_step_{run}_s'] = result['done_at'] - t0
       out[f'compile_{run}_s'] = result['compile_s']
@@ -274,12 +280,13 @@ class EndToEnd:
   """`python -m mel_ae.main` in segments; each adds `steps` to one run."""
 
   def __init__(self, batch_size: int, crop: int, steps: int, log_every: int,
-               root: str):
+               root: str, conv_impl: str):
     self._batch_size, self._crop = batch_size, crop
     self._steps, self._log_every = steps, log_every
     self._workdir = os.path.join(root, f'b{batch_size}')
     self._cache = os.path.join(root, 'xla_cache')
     self._done = 0
+    self._conv_impl = conv_impl
     self.rates: List[float] = []
 
   def segment(self) -> None:
@@ -293,6 +300,8 @@ class EndToEnd:
         'train.checkpoint_every': self._steps // 2,
         'compilation_cache_dir': self._cache,
     }
+    if self._conv_impl:
+      overrides['model.conv_impl'] = self._conv_impl
     subprocess.run(
         [sys.executable, '-m', 'mel_ae.main', '--config=configs/base.py',
          f'--workdir={self._workdir}'] +
@@ -311,9 +320,10 @@ def _median(values: List[float]) -> Optional[float]:
 
 def bench_batch(args, batch_size: int, frameworks, root: str) -> dict:
   """All measurements for one batch size, the frameworks taking turns."""
-  workers = {f: Worker(f, batch_size, args.crop) for f in frameworks}
+  workers = {f: Worker(f, batch_size, args.crop, args.conv_impl)
+             for f in frameworks}
   e2e = (EndToEnd(batch_size, args.crop, args.e2e_steps, args.e2e_log_every,
-                  root) if args.e2e else None)
+                  root, args.conv_impl) if args.e2e else None)
   rates = {f: [] for f in frameworks}
   for r in range(args.windows):
     for f, w in workers.items():
@@ -410,6 +420,8 @@ def _parse(argv) -> argparse.Namespace:
                  default=True, help='time the first step, cold and warm')
   p.add_argument('--out', default=os.path.join(REPO, 'experiments', 'results',
                                                 'benchmark'))
+  p.add_argument('--conv_impl', default='',
+                 help="JAX's model.conv_impl (default: the config's, 'auto')")
   p.add_argument('--worker', help=argparse.SUPPRESS)
   p.add_argument('--first_step', action='store_true', help=argparse.SUPPRESS)
   p.add_argument('--cache_dir', help=argparse.SUPPRESS)
@@ -426,9 +438,10 @@ def _available(frameworks: List[str]) -> List[str]:
 def main(argv=None) -> None:
   args = _parse(argv)
   if args.worker:
-    return worker(args.worker, args.batches[0], args.crop)
+    return worker(args.worker, args.batches[0], args.crop, args.conv_impl)
   if args.first_step:
-    return first_step(args.batches[0], args.crop, args.cache_dir)
+    return first_step(args.batches[0], args.crop, args.cache_dir,
+                      args.conv_impl)
   frameworks = _available(args.frameworks.split(','))
   print(f'load average {os.getloadavg()}; frameworks {frameworks}',
         flush=True)
@@ -436,7 +449,7 @@ def main(argv=None) -> None:
   config = base.get_config()
   gflop = train_gflop_per_example(config.model, config.audio.n_mels,
                                   args.crop)
-  extra = (_time_to_first_step(args.batches[0], args.crop)
+  extra = (_time_to_first_step(args.batches[0], args.crop, args.conv_impl)
            if args.first_step_check else {})
   with tempfile.TemporaryDirectory() as root:
     results = [bench_batch(args, b, frameworks, root) for b in args.batches]

@@ -5,7 +5,9 @@ Forward + backward (grads w.r.t. input and kernel, as inside the model) of
   phase:  mel_ae.upsample_conv: four per-phase 3x3 convs at low resolution,
           interleaved;
   wide:   the same as ONE low-res 3x3 conv with 4 * 16 output channels
-          (the alternative `phase` was chosen over).
+          (the alternative `phase` was chosen over);
+  phase_onednn: `phase` with oneDNN's convolutions (mel_ae/onednn_conv.py),
+          when they build here.
 Variants run interleaved in short windows; the median window is reported,
 because the machine is shared and noisy.
 
@@ -20,6 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from mel_ae import onednn_conv
 from mel_ae import upsample_conv as uc
 
 
@@ -88,7 +91,8 @@ def executed_fraction(kernel_size: int, factor: int) -> dict[str, float]:
   taps = sum(len(t) for t, _ in phases)
   full = (factor * kernel_size) ** 2
   return {'plain': 1.0, 'phase': taps ** 2 / full,
-          'wide': (factor * (hi - lo + 1)) ** 2 / full}
+          'wide': (factor * (hi - lo + 1)) ** 2 / full,
+          'phase_onednn': taps ** 2 / full}
 
 
 def main() -> None:
@@ -109,6 +113,10 @@ def main() -> None:
   steps = {'plain': fwd_bwd(uc.upsample_conv_plain, a.factor),
            'phase': fwd_bwd(uc.upsample_conv_phase, a.factor),
            'wide': fwd_bwd(wide, a.factor)}
+  if not onednn_conv.unavailable_reason():
+    steps['phase_onednn'] = fwd_bwd(
+        lambda x, k, f: uc.upsample_conv_phase(x, k, f, onednn_conv.convs),
+        a.factor)
   times = time_windows(steps, (x, w, g), a.seconds)
   # Nominal FLOPs of the full-resolution layer: 2 per MAC, x3 for fwd+bwd.
   gflop = 6 * a.batch * full * full * a.kernel ** 2 * a.cin * a.cout / 1e9
@@ -119,7 +127,7 @@ def main() -> None:
   frac = executed_fraction(a.kernel, a.factor)
   for name, ts in times.items():
     t = statistics.median(ts)
-    print(f'{name:6s} {t * 1e3:7.1f} ms (min {min(ts) * 1e3:6.1f}, '
+    print(f'{name:12s} {t * 1e3:7.1f} ms (min {min(ts) * 1e3:6.1f}, '
           f'{len(ts)} windows)  nominal {gflop / t:5.1f} GFLOP/s, '
           f'executed {frac[name] * gflop / t:5.1f} GFLOP/s  '
           f'speedup {base / t:.2f}x')

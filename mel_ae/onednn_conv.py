@@ -92,8 +92,9 @@ def load() -> None:
         f'oneDNN convolutions are CPU only; JAX runs on {jax.default_backend()}')
   try:
     library = ctypes.cdll.LoadLibrary(str(_build()))
-  except OSError as e:
-    raise OneDnnUnavailable(f'loading the oneDNN convolutions failed: {e}') from e
+  except OSError as e:  # an unwritable cache, a missing libgomp, ...
+    raise OneDnnUnavailable(
+        f'building or loading the oneDNN convolutions failed: {e}') from e
   for target in _TARGETS:
     jax.ffi.register_ffi_target(
         f'mel_ae_conv_{target}',
