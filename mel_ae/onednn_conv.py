@@ -113,8 +113,10 @@ def unavailable_reason() -> str:
 
 def _call(target: str, shape, a: Array, b: Array, padding) -> Array:
   (top, bottom), (left, right) = padding
+  # Under jax.vmap the extra axis is looped over: the kernels take rank 4.
   return jax.ffi.ffi_call(
-      f'mel_ae_conv_{target}', jax.ShapeDtypeStruct(shape, jnp.float32))(
+      f'mel_ae_conv_{target}', jax.ShapeDtypeStruct(shape, jnp.float32),
+      vmap_method='sequential')(
           a, b, top=np.int64(top), bottom=np.int64(bottom),
           left=np.int64(left), right=np.int64(right))
 

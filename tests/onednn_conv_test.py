@@ -74,6 +74,13 @@ class ConvsTest(parameterized.TestCase):
     jax.tree.map(_assert_close, grads(onednn_conv.convs),
                  grads(conv_matmul.lax_convs))
 
+  def test_vmap_loops_over_the_extra_axis(self):
+    x, kernel = _random((3, 2, 6, 5, 2), 0), _random((3, 3, 2, 4), 1)
+    pads = (((1, 1), (1, 1)),)
+    per_item = lambda convs: jax.vmap(lambda x: convs(x, [kernel], pads)[0])
+    _assert_close(per_item(onednn_conv.convs)(x),
+                  per_item(conv_matmul.lax_convs)(x))
+
   def test_rejects_other_dtypes(self):
     x = jnp.ones((1, 4, 4, 1), jnp.bfloat16)
     with self.assertRaisesRegex(TypeError, 'float32'):
