@@ -137,7 +137,12 @@ class UnavailableTest(absltest.TestCase):
       # 'auto' falls back to XLA's convolutions instead.
       self.assertEqual(models.resolve_conv_impl('auto'), 'matmul_grad')
 
-  def test_auto_on_several_devices_uses_xla(self):
+  def test_auto_on_an_accelerator_uses_xla(self):
+    with absltest.mock.patch.object(models.jax, 'default_backend',
+                                    return_value='gpu'):
+      self.assertEqual(models.resolve_conv_impl('auto'), 'xla')
+
+  def test_auto_on_several_devices_skips_onednn(self):
     """XLA cannot partition the custom calls; checked with 2 CPU devices."""
     code = ('import jax; from mel_ae import models; '
             "print(jax.device_count(), models.resolve_conv_impl('auto'))")
