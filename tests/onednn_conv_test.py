@@ -1,6 +1,5 @@
 """The oneDNN convolutions must be XLA's function: outputs and gradients, per
 conv and through the whole model; and they must fail with a clear reason."""
-import functools
 import os
 import subprocess
 import sys
@@ -9,34 +8,16 @@ from absl.testing import absltest
 from absl.testing import parameterized
 import jax
 import jax.numpy as jnp
-import numpy as np
 
+import conv_testing
 from configs import base
 from mel_ae import conv_matmul
 from mel_ae import models
 from mel_ae import onednn_conv
 from mel_ae import train
-from mel_ae import upsample_conv
 
 _REASON = onednn_conv.unavailable_reason()
 needs_onednn = absltest.skipIf(bool(_REASON), _REASON)
-
-
-def _assert_close(a, b):
-  """float32 tolerance, scaled: grads sum thousands of terms."""
-  np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5 * (1 + np.abs(b).max()))
-
-
-def _random(shape, seed):
-  return jax.random.normal(jax.random.key(seed), shape)
-
-
-@functools.partial(jax.jit, static_argnums=(0, 1))
-def _outputs_and_grads(convs, paddings, x, kernels, cotangents):
-  def loss(x, kernels):
-    ys = convs(x, kernels, paddings)
-    return sum(jnp.vdot(y, g) for y, g in zip(ys, cotangents)), ys
-  return jax.grad(loss, (0, 1), has_aux=True)(x, kernels)
 
 
 @needs_onednn
@@ -54,31 +35,18 @@ class ConvsTest(parameterized.TestCase):
         ((0, 1), (0, 1))]),
   )
   def test_matches_lax(self, x_shape, kernel_shapes, paddings):
-    x = _random(x_shape, 0)
-    kernels = [_random(s, i + 1) for i, s in enumerate(kernel_shapes)]
-    outs = conv_matmul.lax_convs(x, kernels, paddings)
-    cotangents = [_random(y.shape, 10 + i) for i, y in enumerate(outs)]
-    paddings = tuple(tuple(map(tuple, p)) for p in paddings)
-    ours, theirs = [_outputs_and_grads(c, paddings, x, kernels, cotangents)
-                    for c in (onednn_conv.convs, conv_matmul.lax_convs)]
-    jax.tree.map(_assert_close, ours, theirs)
+    conv_testing.check_convs(onednn_conv.convs, x_shape, kernel_shapes,
+                             paddings)
 
   def test_upsample_conv_phase(self):
-    x, kernel = _random((2, 6, 7, 5), 0), _random((5, 5, 5, 3), 1)
-    g = _random((2, 12, 14, 3), 2)
-
-    def grads(convs):
-      f = lambda x, k: jnp.vdot(
-          upsample_conv.upsample_conv_phase(x, k, 2, convs), g)
-      return jax.jit(jax.value_and_grad(f, (0, 1)))(x, kernel)
-    jax.tree.map(_assert_close, grads(onednn_conv.convs),
-                 grads(conv_matmul.lax_convs))
+    conv_testing.check_upsample_conv_phase(onednn_conv.convs, 5, 5)
 
   def test_vmap_loops_over_the_extra_axis(self):
-    x, kernel = _random((3, 2, 6, 5, 2), 0), _random((3, 3, 2, 4), 1)
+    x = conv_testing.random((3, 2, 6, 5, 2), 0)
+    kernel = conv_testing.random((3, 3, 2, 4), 1)
     pads = (((1, 1), (1, 1)),)
     per_item = lambda convs: jax.vmap(lambda x: convs(x, [kernel], pads)[0])
-    _assert_close(per_item(onednn_conv.convs)(x),
+    conv_testing.assert_close(per_item(onednn_conv.convs)(x),
                   per_item(conv_matmul.lax_convs)(x))
 
   def test_rejects_other_dtypes(self):
@@ -92,26 +60,7 @@ class ConvsTest(parameterized.TestCase):
 class ModelTest(absltest.TestCase):
 
   def test_same_function_and_params_as_xla(self):
-    """The seed at a small size, training mode: loss, grads, batch stats."""
-    config = base.get_config()
-    x = jax.random.uniform(jax.random.key(0), (2, 16, 24, 1))
-    results = []
-    for impl in ('xla', 'onednn'):
-      config.model.conv_impl = impl
-      model = models.build_model(config.model)
-      self.assertEqual(model.conv_impl, impl)
-      variables = jax.jit(functools.partial(model.init, train=False))(
-          jax.random.key(0), x)
-
-      def loss(params, model=model, variables=variables):
-        y, updates = model.apply({**variables, 'params': params}, x,
-                                 train=True, mutable=['batch_stats'])
-        return jnp.mean((y - x) ** 2), updates
-      results.append((variables, jax.jit(jax.value_and_grad(
-          loss, has_aux=True))(variables['params'])))
-    (v1, r1), (v2, r2) = results
-    jax.tree.map(np.testing.assert_array_equal, v1, v2)
-    jax.tree.map(_assert_close, r2, r1)
+    conv_testing.check_model_matches_xla('onednn')
 
   def test_auto_picks_onednn_on_one_cpu_device(self):
     self.assertEqual(models.resolve_conv_impl('auto'), 'onednn')

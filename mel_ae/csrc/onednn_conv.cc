@@ -1,8 +1,8 @@
 // Stride-1 NHWC/HWIO float32 convolutions through oneDNN, as XLA FFI targets.
 //
-// XLA:CPU's own convolutions reach about half of oneDNN's speed on the
-// 2-core CPU this project trains on (README "Speed"); PyTorch calls oneDNN
-// for the same layers. Three targets, the forward pass and its two
+// XLA:CPU's own convolutions take 1.3-2.9x oneDNN's time on the 2-core CPU
+// this project trains on (mel_ae/onednn_conv.py); PyTorch calls oneDNN for
+// the same layers. Three targets, the forward pass and its two
 // gradients; mel_ae/onednn_conv.py wires them into a jax.custom_vjp.
 // Padding comes as four int64 attributes (top, bottom, left, right).
 #include <cstdint>
@@ -30,6 +30,7 @@ dnnl::stream& Stream() {
 
 struct Geometry {
   memory::desc src, weights, dst;  // as the buffers hold them
+  memory::desc any_weights;        // the layout left to oneDNN
   memory::dims pad_l, pad_r;
 };
 
@@ -38,19 +39,19 @@ Geometry MakeGeometry(ffi::Span<const int64_t> x, ffi::Span<const int64_t> w,
                       ffi::Span<const int64_t> y, int64_t top, int64_t bottom,
                       int64_t left, int64_t right) {
   auto f32 = memory::data_type::f32;
+  memory::dims weights = {w[3], w[2], w[0], w[1]};
   return {memory::desc({x[0], x[3], x[1], x[2]}, f32, Tag::nhwc),
-          memory::desc({w[3], w[2], w[0], w[1]}, f32, Tag::hwio),
+          memory::desc(weights, f32, Tag::hwio),
           memory::desc({y[0], y[3], y[1], y[2]}, f32, Tag::nhwc),
+          memory::desc(weights, f32, Tag::any),
           {top, left},
           {bottom, right}};
 }
 
 dnnl::convolution_forward::primitive_desc ForwardDesc(const Geometry& g) {
-  memory::desc any_weights(g.weights.get_dims(), memory::data_type::f32,
-                           Tag::any);
   return dnnl::convolution_forward::primitive_desc(
       Engine(), dnnl::prop_kind::forward_training,
-      dnnl::algorithm::convolution_direct, g.src, any_weights, g.dst, {1, 1},
+      dnnl::algorithm::convolution_direct, g.src, g.any_weights, g.dst, {1, 1},
       g.pad_l, g.pad_r);
 }
 
@@ -99,10 +100,8 @@ ffi::Error BackwardData(ffi::Buffer<ffi::F32> dy, ffi::Buffer<ffi::F32> w,
   return Guarded([&] {
     Geometry g = MakeGeometry(dx->dimensions(), w.dimensions(),
                               dy.dimensions(), top, bottom, left, right);
-    memory::desc any_weights(g.weights.get_dims(), memory::data_type::f32,
-                             Tag::any);
     dnnl::convolution_backward_data::primitive_desc pd(
-        Engine(), dnnl::algorithm::convolution_direct, g.src, any_weights,
+        Engine(), dnnl::algorithm::convolution_direct, g.src, g.any_weights,
         g.dst, {1, 1}, g.pad_l, g.pad_r, ForwardDesc(g));
     memory diff_src(g.src, Engine(), dx->typed_data());
     memory diff_dst(g.dst, Engine(), dy.typed_data());
@@ -122,10 +121,8 @@ ffi::Error BackwardWeights(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> dy,
   return Guarded([&] {
     Geometry g = MakeGeometry(x.dimensions(), dw->dimensions(),
                               dy.dimensions(), top, bottom, left, right);
-    memory::desc any_weights(g.weights.get_dims(), memory::data_type::f32,
-                             Tag::any);
     dnnl::convolution_backward_weights::primitive_desc pd(
-        Engine(), dnnl::algorithm::convolution_direct, g.src, any_weights,
+        Engine(), dnnl::algorithm::convolution_direct, g.src, g.any_weights,
         g.dst, {1, 1}, g.pad_l, g.pad_r, ForwardDesc(g));
     memory src(g.src, Engine(), x.typed_data());
     memory diff_dst(g.dst, Engine(), dy.typed_data());
