@@ -181,8 +181,8 @@ def resolve_conv_impl(conv_impl: str) -> str:
     reason = onednn_conv.unavailable_reason()
     if not reason:
       return 'onednn'
-    logging.warning("conv_impl='auto': no oneDNN convolutions (%s); using "
-                    "'matmul_grad'", reason)
+    logging.log_first_n(logging.WARNING, "conv_impl='auto': no oneDNN "
+                        "convolutions (%s); using 'matmul_grad'", 1, reason)
   return 'matmul_grad'
 
 
