@@ -328,7 +328,7 @@ def bench_batch(args, batch_size: int, frameworks, root: str) -> dict:
   for r in range(args.windows):
     for f, w in workers.items():
       rates[f].append(w.ask(f'run {args.seconds}')['examples_per_sec'])
-    if e2e and r < args.e2e_segments:
+    if e2e and r < (args.e2e_segments or args.windows):
       e2e.segment()
     print(f'  B={batch_size} round {r + 1}: ' + '  '.join(
         f'{f} {rates[f][-1]:.1f}' for f in frameworks), flush=True)
@@ -411,7 +411,9 @@ def _parse(argv) -> argparse.Namespace:
   p.add_argument('--windows', type=int, default=5, help='rounds of turns')
   p.add_argument('--seconds', type=float, default=3.0, help='per window')
   p.add_argument('--e2e', action=argparse.BooleanOptionalAction, default=True)
-  p.add_argument('--e2e_segments', type=int, default=2)
+  p.add_argument('--e2e_segments', type=int, default=0,
+                 help='rounds followed by an end-to-end segment (0: every '
+                 'round, so it samples the same machine states as the step)')
   p.add_argument('--e2e_steps', type=int, default=40)
   p.add_argument('--e2e_log_every', type=int, default=10)
   p.add_argument('--denoise_minutes', type=float, default=10.0,
