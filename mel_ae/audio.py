@@ -11,7 +11,6 @@ import math
 import os
 
 import numpy as np
-import scipy.signal
 import scipy.sparse
 import soundfile
 
@@ -89,6 +88,8 @@ def mel_filterbank(spec: MelSpec) -> np.ndarray:
 
 
 def _window(spec: MelSpec) -> np.ndarray:
+  # scipy.signal costs ~1 s to import: only the audio paths pay for it.
+  import scipy.signal  # pylint: disable=g-import-not-at-top
   return scipy.signal.get_window('hann', spec.n_fft, fftbins=True)
 
 
@@ -199,6 +200,7 @@ def load_audio(path: str, sr: int) -> np.ndarray:
 def resample(wave: np.ndarray, from_sr: int, to_sr: int) -> np.ndarray:
   """Polyphase resampling (float32); a no-op when the rates agree."""
   if from_sr != to_sr:
+    import scipy.signal  # pylint: disable=g-import-not-at-top
     g = math.gcd(int(from_sr), int(to_sr))
     wave = scipy.signal.resample_poly(wave, int(to_sr) // g, int(from_sr) // g)
   return np.asarray(wave, np.float32)
