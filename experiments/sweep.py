@@ -460,9 +460,9 @@ def write_plot(path: str, sweep: Dict[str, Any],
   seeds; one line per value of the other swept keys) against its values; the
   noisy input's test_mse dashed. val_mse is in the model domain: it ranks
   architectures, but not transforms."""
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use('Agg')
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  # Imported here: mel_ae brings in JAX, which the sweep's parent never needs.
+  from mel_ae import plots  # pylint: disable=g-import-not-at-top
+  plt = plots.pyplot()
   swept = [k for k in sweep['grid'] if k != SEED]
   if not swept:
     return False

@@ -12,7 +12,8 @@ def to_db(mel: np.ndarray) -> np.ndarray:
   return 10.0 * np.log10(np.maximum(mel, 1e-10))
 
 
-def _pyplot():
+def pyplot():
+  """matplotlib.pyplot on the headless Agg backend, imported on first use."""
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use('Agg')
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
@@ -24,7 +25,7 @@ def spectrogram_panels(path: str, panels: Dict[str, np.ndarray], sr: int,
   """One row per panel (e.g. noisy | denoised | clean), one colour scale."""
   dbs = {name: to_db(mel) for name, mel in panels.items()}
   top = max(float(d.max()) for d in dbs.values())
-  plt = _pyplot()
+  plt = pyplot()
   fig, axes = plt.subplots(len(dbs), 1, figsize=(9, 2.4 * len(dbs)),
                            sharex=True, squeeze=False)
   for ax, (name, db) in zip(axes[:, 0], dbs.items()):
@@ -46,7 +47,7 @@ def training_curves(path: str, rows: Sequence[dict],
                     keys=('train_loss', 'val_mse', 'test_mse')) -> None:
   """Metrics from metrics.jsonl against step, one log-scale panel each."""
   present = [k for k in keys if any(k in r for r in rows)]
-  plt = _pyplot()
+  plt = pyplot()
   fig, axes = plt.subplots(1, len(present), figsize=(4 * len(present), 3),
                            squeeze=False)
   for ax, key in zip(axes[0], present):
