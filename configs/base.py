@@ -98,6 +98,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.noise.babble_textures = 8
   config.noise.babble_talkers = 4
   config.noise.babble_frames = 512
+  # Each babble talker's frequencies scaled by a log-uniform factor from this
+  # range (other voices from our one speaker); (1, 1) = the speaker as is.
+  config.noise.babble_freq_scale = (1.0, 1.0)
   config.noise.quiet_fraction = 0.3  # frames of a noisy file taken as noise
   # Clean crops' frequencies scaled by a factor drawn log-uniformly from this
   # range before mixing (pitch and formants together: other voices);

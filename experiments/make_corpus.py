@@ -192,8 +192,11 @@ def add_floor_and_gain(utts, seed: int):
           for split, items in out.items()}
 
 
-def build(seed: int):
-  """Yields (relative path, float16 mel, manifest entry) for every file."""
+def mixtures(seed: int):
+  """Yields (split, uid, manifest entry, clean wave, scaled noise wave).
+
+  The noise is None for the training split; a noisy file is clean + noise.
+  """
   utts = utterances(np.random.default_rng(seed))
   babble_waves = [w for _, _, w in utts['babble']]
   for split, items in add_floor_and_gain(utts, seed).items():
@@ -201,17 +204,25 @@ def build(seed: int):
     for i, (uid, text, voice, clean) in enumerate(items):
       entry = {'text': text, 'espeak': '-v {} -s {} -p {}'.format(*voice)}
       if split == 'train':
-        yield f'train/{uid:03d}.npy', to_mel(clean), entry
+        yield split, uid, entry, clean, None
         continue
       rng = np.random.default_rng([seed, uid, 1])
       kind, snr = kinds[i % len(kinds)], round(rng.uniform(0, 15), 1)
       entry.update(noise=kind, snr_db=snr)
-      noisy = noise.mix_at_snr(
+      yield split, uid, entry, clean, noise.scale_to_snr(
           clean, make_noise(kind, len(clean), rng, babble_waves), snr)
-      folder = 'noisy' if split == 'noisy' else f'{split}/noisy'
-      yield f'{folder}/noised_{uid:03d}.npy', to_mel(noisy), entry
-      if split != 'noisy':
-        yield f'{split}/clean/{uid:03d}.npy', to_mel(clean), entry
+
+
+def build(seed: int):
+  """Yields (relative path, float16 mel, manifest entry) for every file."""
+  for split, uid, entry, clean, scaled_noise in mixtures(seed):
+    if split == 'train':
+      yield f'train/{uid:03d}.npy', to_mel(clean), entry
+      continue
+    folder = 'noisy' if split == 'noisy' else f'{split}/noisy'
+    yield f'{folder}/noised_{uid:03d}.npy', to_mel(clean + scaled_noise), entry
+    if split != 'noisy':
+      yield f'{split}/clean/{uid:03d}.npy', to_mel(clean), entry
 
 
 def main(argv):

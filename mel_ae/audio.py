@@ -68,6 +68,21 @@ def band_centres_hz(spec: MelSpec) -> np.ndarray:
   return _band_edges_hz(spec)[1:-1]
 
 
+def warp_frequency(mel: np.ndarray, factor: float,
+                   centres_hz: np.ndarray) -> np.ndarray:
+  """The mel of the same sound with every frequency scaled by `factor`.
+
+  Pitch and formants move together, as from a higher or lower voice: band m
+  takes the power found at centres_hz[m] / factor, linearly interpolated
+  between band centres (the edge bands repeat beyond the range).
+  """
+  source = np.interp(centres_hz / factor, centres_hz,
+                     np.arange(len(centres_hz), dtype=np.float64))
+  low = np.minimum(np.floor(source).astype(np.int64), len(centres_hz) - 2)
+  frac = (source - low)[:, None].astype(mel.dtype)
+  return (1 - frac) * mel[low] + frac * mel[low + 1]
+
+
 @functools.lru_cache(maxsize=8)
 def mel_filterbank(spec: MelSpec) -> np.ndarray:
   """(n_mels, 1 + n_fft // 2) float32 weights = librosa.filters.mel defaults.

@@ -112,21 +112,6 @@ def batches(arrays: List[np.ndarray], batch_size: int,
     yield chunk
 
 
-def warp_frequency(mel: np.ndarray, factor: float,
-                   centres_hz: np.ndarray) -> np.ndarray:
-  """The mel of the same sound with every frequency scaled by `factor`.
-
-  Pitch and formants move together, as from a higher or lower voice: band m
-  takes the power found at centres_hz[m] / factor, linearly interpolated
-  between band centres (the edge bands repeat beyond the range).
-  """
-  source = np.interp(centres_hz / factor, centres_hz,
-                     np.arange(len(centres_hz), dtype=np.float64))
-  low = np.minimum(np.floor(source).astype(np.int64), len(centres_hz) - 2)
-  frac = (source - low)[:, None].astype(mel.dtype)
-  return (1 - frac) * mel[low] + frac * mel[low + 1]
-
-
 class NoisyCropSampler:
   """Denoising pairs: clean crops with noise from a bank mixed in (in power),
   both mapped to the model domain. Batch `step` depends on (seed, step) only."""
@@ -147,7 +132,7 @@ class NoisyCropSampler:
     if low == high == 0:
       return clean
     rng = np.random.default_rng([self._seed, step, 2])
-    return np.stack([warp_frequency(c, np.exp(rng.uniform(low, high)),
+    return np.stack([audio.warp_frequency(c, np.exp(rng.uniform(low, high)),
                                     self._centres_hz) for c in clean])
 
   def __call__(self, step: int) -> dict:

@@ -114,9 +114,9 @@ def babble(waves: Sequence[np.ndarray], n: int, rng: np.random.Generator,
   return _unit_rms(total)
 
 
-def mix_at_snr(clean: np.ndarray, noise: np.ndarray,
-               snr_db: float) -> np.ndarray:
-  """clean + g * noise with 10 log10(P_clean / P_(g noise)) == snr_db.
+def scale_to_snr(clean: np.ndarray, noise: np.ndarray,
+                 snr_db: float) -> np.ndarray:
+  """g * noise with 10 log10(P_clean / P_(g noise)) == snr_db.
 
   Powers are means over the whole signal, so the SNR is global, not per frame.
   """
@@ -126,5 +126,10 @@ def mix_at_snr(clean: np.ndarray, noise: np.ndarray,
     raise ValueError(f'clean {clean.shape} and noise {noise.shape} differ')
   if power(noise) == 0:
     raise ValueError('noise is silent: no gain reaches a finite SNR')
-  gain = np.sqrt(power(clean) / (power(noise) * 10.0 ** (snr_db / 10.0)))
-  return clean + gain * noise
+  return np.sqrt(power(clean) / (power(noise) * 10.0 ** (snr_db / 10.0))) * noise
+
+
+def mix_at_snr(clean: np.ndarray, noise: np.ndarray,
+               snr_db: float) -> np.ndarray:
+  """clean + the noise scaled to snr_db (see `scale_to_snr`)."""
+  return np.asarray(clean, np.float64) + scale_to_snr(clean, noise, snr_db)

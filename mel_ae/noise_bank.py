@@ -54,13 +54,25 @@ def synthetic_textures(kind: str, spec: audio.MelSpec, seconds: float,
 
 
 def babble_textures(clean: Sequence[np.ndarray], count: int, talkers: int,
-                    frames: int, rng: np.random.Generator) -> List[np.ndarray]:
-  """Sums of `talkers` shifted, looped clean training utterances."""
+                    frames: int, rng: np.random.Generator,
+                    freq_scale: Tuple[float, float] = (1.0, 1.0),
+                    centres_hz=None) -> List[np.ndarray]:
+  """Sums of `talkers` shifted, looped clean training utterances.
+
+  With freq_scale != (1, 1), each talker's frequencies are scaled by a
+  log-uniform factor from that range (`audio.warp_frequency`): other
+  voices made from the one speaker we have.
+  """
+  log_low, log_high = np.log(freq_scale)
   textures = []
   for _ in range(count):
     total = np.zeros((clean[0].shape[0], frames))
     for i in rng.choice(len(clean), size=talkers, replace=False):
-      looped = np.resize(_unit_mean(clean[i]), (clean[i].shape[0], frames))
+      talker = _unit_mean(clean[i])
+      if log_low != 0 or log_high != 0:
+        talker = audio.warp_frequency(
+            talker, np.exp(rng.uniform(log_low, log_high)), centres_hz)
+      looped = np.resize(talker, (talker.shape[0], frames))
       total += np.roll(looped, rng.integers(frames), axis=1)
     textures.append(_unit_mean(total))
   return textures
@@ -90,7 +102,8 @@ def build_noise_bank(noise_config, spec: audio.MelSpec,
       textures[kind] = babble_textures(
           clean, noise_config.babble_textures, min(noise_config.babble_talkers,
                                                    len(clean)),
-          noise_config.babble_frames, rng)
+          noise_config.babble_frames, rng, noise_config.babble_freq_scale,
+          audio.band_centres_hz(spec))
     elif kind == 'estimated' and noisy:
       textures[kind] = estimated_textures(noisy, noise_config.quiet_fraction)
   if not textures:

@@ -95,10 +95,9 @@ def _train_checks(t, noise):
        f'noise.kinds must be among {noise_bank.KINDS}'),
       (len(noise.snr_db) == 2 and noise.snr_db[0] <= noise.snr_db[1],
        'noise.snr_db must be (low, high)'),
-      (len(noise.freq_scale) == 2
-       and 0 < noise.freq_scale[0] <= noise.freq_scale[1],
-       'noise.freq_scale must be (low, high) with 0 < low <= high'),
-  ]
+  ] + [(len(noise[name]) == 2 and 0 < noise[name][0] <= noise[name][1],
+         f'noise.{name} must be (low, high) with 0 < low <= high')
+        for name in ('freq_scale', 'babble_freq_scale')]
 
 
 def _data_checks(d, pool: int, infer):

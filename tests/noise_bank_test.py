@@ -50,7 +50,7 @@ def test_warp_frequency_moves_a_tone_to_the_scaled_frequency():
                              axis=1)
   centres = audio.band_centres_hz(spec)
   for hz, factor in [(500.0, 1.5), (2000.0, 0.8), (300.0, 1.25)]:
-    warped = input_pipeline.warp_frequency(tone(hz), factor, centres)
+    warped = audio.warp_frequency(tone(hz), factor, centres)
     assert warped.shape == (128, 4) and warped.min() >= 0
     peak = np.argmax(warped[:, 0])
     # Within one band: the peak lands between band centres.
@@ -58,7 +58,7 @@ def test_warp_frequency_moves_a_tone_to_the_scaled_frequency():
     assert peak != np.argmax(tone(hz)[:, 0])
   mel = tone(700.0)
   np.testing.assert_allclose(
-      input_pipeline.warp_frequency(mel, 1.0, centres), mel, rtol=1e-12)
+      audio.warp_frequency(mel, 1.0, centres), mel, rtol=1e-12)
 
 
 def test_frequency_scaling_is_seeded_and_off_by_default(tiny_config):
@@ -70,6 +70,30 @@ def test_frequency_scaling_is_seeded_and_off_by_default(tiny_config):
   again = train.make_sampler(config, data)(3)
   np.testing.assert_array_equal(warped['input'], again['input'])
   assert not np.allclose(warped['target'], plain['target'])
+
+
+def test_babble_talkers_take_other_voices_when_asked():
+  spec = audio.MelSpec()
+  centres = audio.band_centres_hz(spec)
+  rng = np.random.default_rng(2)
+  # Steady talkers: the loop's random shift cannot change the texture.
+  speaker = [np.repeat(fake_mel(rng, 1), 40, axis=1) for _ in range(3)]
+  as_is = noise_bank.babble_textures(speaker, 1, 1, 64,
+                                     np.random.default_rng(0))[0]
+  assert np.allclose(as_is, as_is[:, :1])
+  for factor in (0.7, 1.5):
+    warped = noise_bank.babble_textures(speaker, 1, 1, 64,
+                                        np.random.default_rng(0),
+                                        (factor, factor), centres)[0]
+    expected = audio.warp_frequency(as_is, factor, centres)
+    np.testing.assert_allclose(warped, expected / expected.mean(), rtol=1e-9)
+
+
+@pytest.mark.parametrize('field', ['freq_scale', 'babble_freq_scale'])
+def test_config_refuses_bad_frequency_scales(tiny_config, field):
+  tiny_config.noise[field] = (1.5, 0.75)
+  with pytest.raises(train.ConfigError, match=f'noise.{field} must be'):
+    train.validate_config(tiny_config)
 
 
 def _denoise_config(config):

@@ -1,0 +1,39 @@
+"""The shipped corpus is what experiments/make_corpus.py makes, and the
+oracle analysis built on regenerating it measures what it says."""
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+from experiments import make_corpus
+from experiments import oracle
+from mel_ae import mel_io
+
+_ROOTS = {'heldout/': 'experiments/data/heldout/', '': 'mel_ae/corpus/'}
+_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.mark.skipif(shutil.which('espeak-ng') is None,
+                    reason='espeak-ng (apt-get install espeak-ng) synthesises'
+                    ' the corpus')
+def test_corpus_regenerates_byte_identical():
+  count = 0
+  for rel, mel, _ in make_corpus.build(0):
+    prefix = 'heldout/' if rel.startswith('heldout/') else ''
+    path = os.path.join(_REPO, _ROOTS[prefix], rel.removeprefix(prefix))
+    np.testing.assert_array_equal(mel_io.read_npy(path), mel, err_msg=path)
+    count += 1
+  assert count == 100 + 20 + 2 * 30 + 2 * 20
+
+
+def test_oracles_subtract_the_noise_they_are_given():
+  rng = np.random.default_rng(0)
+  clean = 0.01 + rng.exponential(1.0, (128, 50))  # above the f16 floor
+  noise = rng.exponential(0.5, (128, 50))
+  estimates = oracle.estimates(clean + noise, noise)
+  np.testing.assert_allclose(estimates['known noise power'], clean)
+  steady = np.broadcast_to(noise.mean(axis=1, keepdims=True), noise.shape)
+  np.testing.assert_allclose(oracle.estimates(clean + steady, noise)
+                             ['known noise spectrum'], clean)
+  np.testing.assert_array_equal(estimates['identity'], clean + noise)
