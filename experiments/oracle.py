@@ -31,6 +31,8 @@ from mel_ae import report
 
 _SETS = {'test': 'mel_ae/corpus/test/noisy/noised_{:03d}.npy',
          'heldout': 'experiments/data/heldout/noisy/noised_{:03d}.npy'}
+_TITLES = {'test': 'Embedded test set (mel_ae/corpus/test)',
+           'heldout': 'Held-out test set (experiments/data/heldout)'}
 
 
 def estimates(noisy: np.ndarray, noise_mel: np.ndarray) -> Dict[str, np.ndarray]:
@@ -80,7 +82,7 @@ def main(argv):
     table = report.method_table(found['outputs'], found['noisy'],
                                 found['clean'],
                                 features.fit_normalizer(found['clean']))
-    print(f'\n{name}: {len(found["clean"])} files\n')
+    print(f'\n## {_TITLES[name]}: {len(found["clean"])} files\n')
     print('\n'.join(report.markdown_table(table)))
     print('\nCompetition MSE per noise kind:\n')
     print('\n'.join(_per_noise(found['outputs'], found['clean'],
