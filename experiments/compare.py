@@ -16,14 +16,12 @@ from typing import Dict, List, Sequence
 
 from absl import app
 from absl import flags
-import numpy as np
 
 from mel_ae import audio
 from mel_ae import baselines
 from mel_ae import cli
 from mel_ae import features
 from mel_ae import input_pipeline
-from mel_ae import metrics
 from mel_ae import report
 
 flags.DEFINE_list('workdirs', [], 'name:workdir[@step] of trained models.')
@@ -46,17 +44,7 @@ def noise_table(outputs: Dict[str, Sequence], clean: Sequence,
   if missing:
     raise SystemExit(f'{manifest} does not list {missing[0]} (keys are paths '
                      'relative to the manifest)')
-  kinds = np.array([files[k]['noise'] for k in keys])
-  names = sorted(set(kinds))
-  lines = ['| method | ' + ' | '.join(f'{k} (n={np.sum(kinds == k)})'
-                                      for k in names) + ' |',
-           '|---|' + '---:|' * len(names)]
-  for method, preds in outputs.items():
-    errors = np.array([metrics.competition_mse(p, c)
-                       for p, c in zip(preds, clean)])
-    lines.append(f'| {method} | ' + ' | '.join(
-        f'{errors[kinds == k].mean():.4g}' for k in names) + ' |')
-  return lines
+  return report.kind_table(outputs, clean, [files[k]['noise'] for k in keys])
 
 
 def main(argv):

@@ -16,7 +16,7 @@ is known, and scores, beside the noisy input and spectral subtraction:
 Prints, per test set, the mean over files and the competition MSE per noise
 kind (markdown).
 """
-from typing import Dict, List
+from typing import Dict
 
 from absl import app
 import numpy as np
@@ -26,7 +26,6 @@ from mel_ae import audio
 from mel_ae import baselines
 from mel_ae import features
 from mel_ae import mel_io
-from mel_ae import metrics
 from mel_ae import report
 
 _SETS = {'test': 'mel_ae/corpus/test/noisy/noised_{:03d}.npy',
@@ -44,19 +43,6 @@ def estimates(noisy: np.ndarray, noise_mel: np.ndarray) -> Dict[str, np.ndarray]
       'known noise spectrum': np.maximum(noisy - spectrum, floor),
       'known noise power': np.maximum(noisy - noise_mel, floor),
   }
-
-
-def _per_noise(outputs, clean, kinds) -> List[str]:
-  names = sorted(set(kinds))
-  kinds = np.array(kinds)
-  lines = ['| method | ' + ' | '.join(names) + ' |',
-           '|---|' + '---:|' * len(names)]
-  for method, preds in outputs.items():
-    errors = np.array([metrics.competition_mse(p, c)
-                       for p, c in zip(preds, clean)])
-    lines.append(f'| {method} | ' + ' | '.join(
-        f'{errors[kinds == k].mean():.4g}' for k in names) + ' |')
-  return lines
 
 
 def main(argv):
@@ -85,8 +71,8 @@ def main(argv):
     print(f'\n## {_TITLES[name]}: {len(found["clean"])} files\n')
     print('\n'.join(report.markdown_table(table)))
     print('\nCompetition MSE per noise kind:\n')
-    print('\n'.join(_per_noise(found['outputs'], found['clean'],
-                               found['kinds'])))
+    print('\n'.join(report.kind_table(found['outputs'], found['clean'],
+                                      found['kinds'])))
 
 
 if __name__ == '__main__':

@@ -34,6 +34,22 @@ def markdown_table(table: Dict[str, dict]) -> List[str]:
   return lines
 
 
+def kind_table(outputs: Dict[str, Sequence[np.ndarray]],
+               clean: Sequence[np.ndarray], kinds: Sequence[str]) -> List[str]:
+  """Markdown: mean competition MSE per method (rows) and noise kind."""
+  kinds = np.asarray(kinds)
+  names = sorted(set(kinds))
+  lines = ['| method | ' + ' | '.join(f'{k} (n={np.sum(kinds == k)})'
+                                      for k in names) + ' |',
+           '|---|' + '---:|' * len(names)]
+  for method, preds in outputs.items():
+    errors = np.array([metrics.competition_mse(p, c)
+                       for p, c in zip(preds, clean)])
+    lines.append(f'| {method} | ' + ' | '.join(
+        f'{errors[kinds == k].mean():.4g}' for k in names) + ' |')
+  return lines
+
+
 def write_report(workdir: str, step: int, model_outputs: List[np.ndarray],
                  test, normalizer, spec) -> str:
   """Writes report.md (+ report/*.png) and returns its path."""
