@@ -57,11 +57,16 @@ def get_config() -> ml_collections.ConfigDict:
   # subtraction of a minimum-statistics noise floor, models.subtract_noise)
   config.model.output_mode = 'image'
   config.model.mask_exponent = 1.0  # mask ** exponent; 1/root: gain on power
-  # 'subtract': frames each side of the minimum; infer.margin_frames must
+  # 'subtract': frames each side for the noise estimate; infer.margin_frames must
   # cover it plus the network's own radius (18 frames; measured 51 in all
   # for configs/denoise.py).
   config.model.noise_radius = 32
-  config.model.noise_smooth = 5  # 'subtract': frames averaged before it
+  # 'subtract': the noise estimate, 'minimum' (statistics: the least
+  # noise_smooth-frame mean) or 'quiet' (mean of the noise_quiet_fraction
+  # quietest frames, spectral subtraction's estimate), within noise_radius.
+  config.model.noise_estimate = 'minimum'
+  config.model.noise_smooth = 5  # 'minimum': frames averaged before it
+  config.model.noise_quiet_fraction = 0.3
   config.model.max_subtraction = 4.0  # 'subtract': most noise floors taken
   config.model.skip_channels = 0  # > 0: full-resolution skip (small U-Net)
   config.model.phase_upsample = True  # exact fast form of upsample+conv

@@ -23,6 +23,7 @@ _KERNEL_INIT = nn.initializers.xavier_uniform()
 
 OUTPUT_MODES = ('image', 'mask', 'residual', 'subtract')
 CONV_IMPLS = ('xla', 'matmul_grad', 'onednn', 'auto')
+NOISE_ESTIMATES = ('minimum', 'quiet')
 OUTPUT_ACTIVATIONS = {
     'sigmoid': nn.sigmoid,
     'relu': nn.relu,
@@ -57,8 +58,10 @@ class AutoEncoder(nn.Module):
   output_activation: str = 'sigmoid'
   output_mode: str = 'image'
   mask_exponent: float = 1.0
+  noise_estimate: str = 'minimum'
   noise_radius: int = 32
   noise_smooth: int = 5
+  noise_quiet_fraction: float = 0.3
   max_subtraction: float = 4.0
   skip_channels: int = 0
   phase_upsample: bool = True
@@ -97,7 +100,9 @@ class AutoEncoder(nn.Module):
     p = self.pool
     seen = inputs
     if self.output_mode == 'subtract':
-      noise = noise_floor(inputs, self.noise_radius, self.noise_smooth)
+      noise = (noise_floor(inputs, self.noise_radius, self.noise_smooth)
+               if self.noise_estimate == 'minimum' else
+               quiet_mean(inputs, self.noise_radius, self.noise_quiet_fraction))
       seen = jnp.concatenate([inputs, noise], axis=-1)
     x = nn.max_pool(seen, (p, p), strides=(p, p)) if p > 1 else seen
     for channels in self.encoder_channels:
@@ -148,6 +153,36 @@ def noise_floor(x: jax.Array, radius: int, smooth: int) -> jax.Array:
   mean = jnp.where(count > 0, pool(x) / jnp.maximum(count, _TINY), jnp.inf)
   floor = -nn.max_pool(-mean, (1, 2 * radius + 1), padding='SAME')
   return jnp.where(jnp.isfinite(floor), floor, 0.0)
+
+
+def quiet_mean(x: jax.Array, radius: int, fraction: float) -> jax.Array:
+  """Per band, the mean over the `fraction` of frames with the least total
+  (summed over bands) value within `radius` frames either side; x is
+  (batch, n_mels, frames, 1).
+
+  Spectral subtraction's estimate (`baselines.spectral_subtraction`), made
+  local so chunked inference equals the whole file. Exact-zero frames
+  (padding, digital silence) are never chosen; a window without a non-zero
+  frame gives 0.
+  """
+  frames = x.shape[2]
+  width = 2 * radius + 1
+  count = max(1, int(round(fraction * width)))
+  valid = jnp.any(x > 0, axis=1)  # (B, T, C)
+  energy = jnp.where(valid, x.sum(axis=1), jnp.inf)
+  window = jnp.arange(frames)[:, None] + jnp.arange(width)[None, :] - radius
+  inside = (window >= 0) & (window < frames)
+  window = jnp.clip(window, 0, frames - 1)
+  # (B, T, W, C): each frame's window; frames off the edge are never chosen.
+  energies = jnp.where(inside[None, :, :, None], energy[:, window], jnp.inf)
+  _, order = jax.lax.top_k(-jnp.moveaxis(energies, 2, -1), count)
+  chosen = jnp.take_along_axis(window[None, :, :, None],
+                               jnp.moveaxis(order, -1, 2), axis=2)  # (B,T,k,C)
+  weight = jnp.isfinite(jnp.take_along_axis(energies, jnp.moveaxis(order, -1, 2),
+                                            axis=2)).astype(x.dtype)
+  gathered = jax.vmap(lambda xb, cb: xb[:, cb[..., 0]])(x, chosen)  # (B,F,T,k,C)
+  total = jnp.sum(gathered * weight[:, None], axis=3)
+  return total / jnp.maximum(weight.sum(axis=2), 1.0)[:, None]
 
 
 def subtract_noise(x: jax.Array, noise: jax.Array, logits: jax.Array,

@@ -72,9 +72,12 @@ def _subtract_checks(m, d):
       (d.transform == 'root' and abs(m.mask_exponent * d.root - 1) < 1e-6,
        "model.output_mode='subtract' needs data.transform='root' and "
        'model.mask_exponent=1/data.root'),
-      (m.noise_radius >= 0 and m.noise_smooth >= 1 and m.max_subtraction > 0,
-       'model.noise_radius >= 0, noise_smooth >= 1 and max_subtraction > 0 '
-       "are needed for output_mode='subtract'"),
+      (m.noise_radius >= 0 and m.noise_smooth >= 1 and m.max_subtraction > 0
+       and 0 < m.noise_quiet_fraction <= 1,
+       'model.noise_radius >= 0, noise_smooth >= 1, max_subtraction > 0 and '
+       "0 < noise_quiet_fraction <= 1 are needed for output_mode='subtract'"),
+      (m.noise_estimate in models.NOISE_ESTIMATES,
+       f'model.noise_estimate must be one of {models.NOISE_ESTIMATES}'),
   ]
 
 

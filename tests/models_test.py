@@ -78,6 +78,35 @@ def test_noise_floor_is_the_local_minimum_and_skips_zeros():
   assert float(models.noise_floor(jnp.zeros((1, 2, 5, 1)), 2, 3).max()) == 0
 
 
+def _quiet_mean_reference(band_by_frame, radius, fraction):
+  """Spectral subtraction's quiet-frame mean, frame by frame, in NumPy."""
+  frames = band_by_frame.shape[1]
+  count = max(1, int(round(fraction * (2 * radius + 1))))
+  energy = np.where(band_by_frame.max(axis=0) > 0, band_by_frame.sum(axis=0),
+                    np.inf)
+  out = np.zeros_like(band_by_frame)
+  for t in range(frames):
+    window = np.arange(max(0, t - radius), min(frames, t + radius + 1))
+    quiet = window[np.argsort(energy[window], kind='stable')[:count]]
+    quiet = quiet[np.isfinite(energy[quiet])]
+    if quiet.size:
+      out[:, t] = band_by_frame[:, quiet].mean(axis=1)
+  return out
+
+
+def test_quiet_mean_is_local_spectral_subtraction_estimate_and_skips_zeros():
+  rng = np.random.default_rng(4)
+  x = rng.uniform(0.2, 1.0, (2, 6, 40, 1)).astype(np.float32)
+  x[0, :, :7] = 0  # padding
+  x[1, :, 30:] = 0
+  got = np.asarray(models.quiet_mean(jnp.asarray(x), radius=5, fraction=0.3))
+  for b in range(2):
+    np.testing.assert_allclose(got[b, ..., 0],
+                               _quiet_mean_reference(x[b, ..., 0], 5, 0.3),
+                               rtol=1e-6)
+  assert float(models.quiet_mean(jnp.zeros((1, 2, 5, 1)), 2, 0.5).max()) == 0
+
+
 def test_subtract_noise_is_spectral_subtraction_in_power():
   """g = 2 and least gain f: max(P - 2 N, f P), as `baselines` computes it."""
   rng = np.random.default_rng(0)
@@ -94,14 +123,16 @@ def test_subtract_noise_is_spectral_subtraction_in_power():
                              np.maximum(p - 2 * n, least * p), rtol=1e-4)
 
 
-def test_subtract_mode_is_finite_with_silence_and_chunks_like_whole():
-  """Zero frames give finite outputs and gradients, and the noise floor is
-  local: windows with margin >= the receptive radius equal one pass."""
+@pytest.mark.parametrize('estimate', models.NOISE_ESTIMATES)
+def test_subtract_mode_is_finite_with_silence_and_chunks_like_whole(estimate):
+  """Zero frames give finite outputs and gradients, and the noise estimate
+  is local: windows with margin >= the receptive radius equal one pass."""
   from mel_ae import inference  # pylint: disable=g-import-not-at-top
   config = base.get_config()
   config.model.output_mode = 'subtract'
   config.model.mask_exponent = 1 / 16
   config.model.noise_radius = 8
+  config.model.noise_estimate = estimate
   model, variables = _init(config, (1, 128, 64, 1))
   mel = np.array(jax.random.uniform(jax.random.PRNGKey(3), (128, 256)))
   mel[:, :40] = 0
