@@ -54,7 +54,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.bn_epsilon = 1e-3  # Keras' default, as in the seed
   config.model.output_activation = 'sigmoid'  # 'sigmoid', 'relu' or 'linear'
   # 'image' (seed), 'mask', 'residual' or 'subtract' (learned spectral
-  # subtraction of a minimum-statistics noise floor, models.subtract_noise)
+  # subtraction of a local noise estimate, models.subtract_noise)
   config.model.output_mode = 'image'
   config.model.mask_exponent = 1.0  # mask ** exponent; 1/root: gain on power
   # 'subtract': frames each side for the noise estimate; infer.margin_frames must

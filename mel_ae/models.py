@@ -176,10 +176,10 @@ def quiet_mean(x: jax.Array, radius: int, fraction: float) -> jax.Array:
   # (B, T, W, C): each frame's window; frames off the edge are never chosen.
   energies = jnp.where(inside[None, :, :, None], energy[:, window], jnp.inf)
   _, order = jax.lax.top_k(-jnp.moveaxis(energies, 2, -1), count)
-  chosen = jnp.take_along_axis(window[None, :, :, None],
-                               jnp.moveaxis(order, -1, 2), axis=2)  # (B,T,k,C)
-  weight = jnp.isfinite(jnp.take_along_axis(energies, jnp.moveaxis(order, -1, 2),
-                                            axis=2)).astype(x.dtype)
+  order = jnp.moveaxis(order, -1, 2)  # (B, T, k, C): the quietest first
+  chosen = jnp.take_along_axis(window[None, :, :, None], order, axis=2)
+  weight = jnp.isfinite(jnp.take_along_axis(energies, order, axis=2)
+                        ).astype(x.dtype)
   gathered = jax.vmap(lambda xb, cb: xb[:, cb[..., 0]])(x, chosen)  # (B,F,T,k,C)
   total = jnp.sum(gathered * weight[:, None], axis=3)
   return total / jnp.maximum(weight.sum(axis=2), 1.0)[:, None]
