@@ -9,7 +9,9 @@ is known, and scores, beside the noisy input and spectral subtraction:
 - `known noise power`: max(Y - N, 0) with N the mel of the noise itself,
   bin by bin and frame by frame. Its error is only the cross term
   2 sqrt(S N) cos(phase) of speech and noise, which no method that sees
-  power alone can know; every power-domain denoiser pays at least about this.
+  power alone can know. A reference point, not a bound: an estimator that
+  also shrinks toward likely speech can beat it where the cross term
+  dominates (a learned model does on hum).
 - `known noise spectrum`: max(Y - mean_t N, 0), the noise's mean power per
   band: what the best stationary subtraction could do.
 
