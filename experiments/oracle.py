@@ -13,7 +13,7 @@ is known, and scores, beside the noisy input and spectral subtraction:
   also shrinks toward likely speech can beat it where the cross term
   dominates (a learned model does on hum).
 - `known noise spectrum`: max(Y - mean_t N, 0), the noise's mean power per
-  band: what the best stationary subtraction could do.
+  band of each file, subtracted once.
 
 Prints, per test set, the mean over files and the competition MSE per noise
 kind (markdown).
