@@ -69,12 +69,16 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.noise_quiet_fraction = 0.3
   config.model.max_subtraction = 4.0  # 'subtract': most noise floors taken
   config.model.skip_channels = 0  # > 0: full-resolution skip (small U-Net)
-  config.model.phase_upsample = True  # exact fast form of upsample+conv
-  # How convs are computed; all give the same function and params. 'onednn':
-  # oneDNN via XLA FFI (CPU, fastest here); 'matmul_grad': XLA's, with kernel
-  # gradients as patch matmuls (CPU); 'xla': XLA's own (best on GPU); 'auto':
-  # 'onednn' on a 1-device CPU where it builds, else one of the others.
-  config.model.conv_impl = 'auto'
+
+  # How this run computes the model; not part of the model, so it may differ
+  # between training, resuming and inference (same function, same params).
+  config.runtime = ml_collections.ConfigDict()
+  # 'onednn': oneDNN via XLA FFI (CPU, fastest here; the onednn extra);
+  # 'matmul_grad': XLA's, with kernel gradients as patch matmuls (CPU);
+  # 'xla': XLA's own (GPU); 'auto': 'onednn' on a 1-device CPU where it
+  # builds, else one of the others.
+  config.runtime.conv_impl = 'auto'
+  config.runtime.phase_upsample = True  # exact low-resolution upsample+conv
 
   config.train = ml_collections.ConfigDict()
   config.train.mode = 'autoencoder'  # input = target = clean; or 'denoise'

@@ -84,13 +84,14 @@ def _jax_config(batch_size: int, crop: int, conv_impl: str = ''):
   config = base.get_config()
   config.train.batch_size = batch_size
   config.data.crop_frames = crop
-  config.model.conv_impl = conv_impl or config.model.conv_impl
+  config.runtime.conv_impl = conv_impl or config.runtime.conv_impl
   return config
 
 
 def _jax_trainer(batch_size: int, crop: int, conv_impl: str):
   """The training loop's jitted step on a fixed batch; returns (step, info)."""
   import jax  # pylint: disable=g-import-not-at-top
+  from mel_ae import backends  # pylint: disable=g-import-not-at-top
   from mel_ae import models  # pylint: disable=g-import-not-at-top
   from mel_ae import train  # pylint: disable=g-import-not-at-top
 
@@ -110,7 +111,7 @@ def _jax_trainer(batch_size: int, crop: int, conv_impl: str):
           'params': models.count_params(state.params),
           'framework': f'jax {jax.__version__} ({jax.default_backend()}, '
                        f'{jax.device_count()} device(s), conv_impl '
-                       f'{models.resolve_conv_impl(config.model.conv_impl)})'}
+                       f'{backends.resolve(config.runtime.conv_impl)})'}
   holder = [state]
 
   def step() -> float:
@@ -301,7 +302,7 @@ class EndToEnd:
         'compilation_cache_dir': self._cache,
     }
     if self._conv_impl:
-      overrides['model.conv_impl'] = self._conv_impl
+      overrides['runtime.conv_impl'] = self._conv_impl
     subprocess.run(
         [sys.executable, '-m', 'mel_ae.main', '--config=configs/base.py',
          f'--workdir={self._workdir}'] +
@@ -423,7 +424,7 @@ def _parse(argv) -> argparse.Namespace:
   p.add_argument('--out', default=os.path.join(REPO, 'experiments', 'results',
                                                 'benchmark'))
   p.add_argument('--conv_impl', default='',
-                 help="JAX's model.conv_impl (default: the config's, 'auto')")
+                 help="JAX's runtime.conv_impl (default: the config's, 'auto')")
   p.add_argument('--worker', help=argparse.SUPPRESS)
   p.add_argument('--first_step', action='store_true', help=argparse.SUPPRESS)
   p.add_argument('--cache_dir', help=argparse.SUPPRESS)

@@ -2,11 +2,11 @@
 
 Forward + backward (grads w.r.t. input and kernel, as inside the model) of
   plain:  jnp.repeat upsample, then SAME conv at 128x128;
-  phase:  mel_ae.upsample_conv: four per-phase 3x3 convs at low resolution,
+  phase:  mel_ae.backends.phase: four per-phase 3x3 convs at low resolution,
           interleaved;
   wide:   the same as ONE low-res 3x3 conv with 4 * 16 output channels
           (the alternative `phase` was chosen over);
-  phase_onednn: `phase` with oneDNN's convolutions (mel_ae/onednn_conv.py),
+  phase_onednn: `phase` with oneDNN's convolutions (mel_ae/backends/onednn.py),
           when they build here.
 Variants run interleaved in short windows; the median window is reported,
 because the machine is shared and noisy.
@@ -22,8 +22,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mel_ae import onednn_conv
-from mel_ae import upsample_conv as uc
+from mel_ae import layers
+from mel_ae.backends import onednn
+from mel_ae.backends import phase
 
 
 def wide(x: jax.Array, kernel: jax.Array, factor: int) -> jax.Array:
@@ -50,7 +51,7 @@ def wide(x: jax.Array, kernel: jax.Array, factor: int) -> jax.Array:
 
 
 def _phases(kernel_size: int, factor: int) -> list[tuple[np.ndarray, int]]:
-  return [uc.phase_taps(kernel_size, factor, a) for a in range(factor)]
+  return [phase.phase_taps(kernel_size, factor, a) for a in range(factor)]
 
 
 def _span(phases: list[tuple[np.ndarray, int]]) -> tuple[int, int]:
@@ -110,12 +111,12 @@ def main() -> None:
   w = jax.random.normal(kw, (a.kernel, a.kernel, a.cin, a.cout)) * 0.05
   full = a.size * a.factor
   g = jax.random.normal(kg, (a.batch, full, full, a.cout))
-  steps = {'plain': fwd_bwd(uc.upsample_conv_plain, a.factor),
-           'phase': fwd_bwd(uc.upsample_conv_phase, a.factor),
+  steps = {'plain': fwd_bwd(layers.upsample_then_conv, a.factor),
+           'phase': fwd_bwd(phase.upsample_conv_phase, a.factor),
            'wide': fwd_bwd(wide, a.factor)}
-  if not onednn_conv.unavailable_reason():
+  if not onednn.unavailable_reason():
     steps['phase_onednn'] = fwd_bwd(
-        lambda x, k, f: uc.upsample_conv_phase(x, k, f, onednn_conv.convs),
+        lambda x, k, f: phase.upsample_conv_phase(x, k, f, onednn.convs),
         a.factor)
   times = time_windows(steps, (x, w, g), a.seconds)
   # Nominal FLOPs of the full-resolution layer: 2 per MAC, x3 for fwd+bwd.

@@ -18,13 +18,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from experiments import conv_microbench
-from mel_ae import upsample_conv as uc
+from mel_ae import layers
 
 
 def s2d_kernel(kernel: jax.Array, factor: int):
   """The space-to-depth kernel of a SAME conv and its low-res padding."""
   k = kernel.shape[0]
-  lo = uc.same_padding(k)[0]
+  lo = layers.same_padding(k)[0]
   offsets = np.arange(factor)[:, None] + np.arange(k)[None, :] - lo  # (a, d)
   first, last = offsets.min() // factor, offsets.max() // factor
   taps = np.zeros((last - first + 1, factor, factor, k), np.float32)
@@ -63,7 +63,7 @@ def main() -> None:
   kx, kw = jax.random.split(jax.random.key(0))
   x = jax.random.normal(kx, (a.batch, a.size, a.size, a.cin))
   kernel = jax.random.normal(kw, (a.kernel, a.kernel, a.cin, a.cout)) * 0.05
-  pad = uc.same_padding(a.kernel)
+  pad = layers.same_padding(a.kernel)
 
   def plain(x, k):
     return conv(x, k, (pad, pad))

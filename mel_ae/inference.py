@@ -16,6 +16,7 @@ import ml_collections
 import numpy as np
 
 from mel_ae import audio
+from mel_ae import backends
 from mel_ae import checkpointing
 from mel_ae import features
 from mel_ae import input_pipeline
@@ -76,15 +77,23 @@ def _tuples(value):
 
 @dataclasses.dataclass
 class Denoiser:
-  """A trained model ready for inference: no optimizer, no TrainState."""
+  """A trained model ready for inference: no optimizer, no TrainState.
+
+  `conv_impl` says how this machine computes it (mel_ae/backends); the
+  checkpoint does not depend on it.
+  """
   config: ml_collections.ConfigDict
   variables: Dict[str, Any]
   normalizer: features.Normalizer
   step: int
+  conv_impl: str = 'auto'
 
   @property
   def model(self) -> nn.Module:
-    return models.build_model(self.config.model)
+    runtime = ml_collections.ConfigDict({'conv_impl': self.conv_impl,
+                                         'phase_upsample': True})
+    return models.build_model(self.config.model,
+                              **backends.layers_for(runtime))
 
   @property
   def spec(self) -> audio.MelSpec:
@@ -110,8 +119,10 @@ class Denoiser:
     return audio.resample(out, spec.sr, sr)
 
 
-def load(workdir: str, step: Optional[int] = None) -> Denoiser:
-  """The checkpoint at `step` (default: the latest) of a training workdir."""
+def load(workdir: str, step: Optional[int] = None,
+         conv_impl: str = 'auto') -> Denoiser:
+  """The checkpoint at `step` (default: the latest) of a training workdir,
+  computed with `conv_impl` (see mel_ae/backends)."""
   manager = checkpointing.create_manager(workdir, read_only=True)
   steps = manager.all_steps()
   if not steps:
@@ -126,4 +137,4 @@ def load(workdir: str, step: Optional[int] = None) -> Denoiser:
   manager.close()
   return Denoiser(ml_collections.ConfigDict(_tuples(meta['config'])),
                   variables, features.Normalizer.from_dict(meta['normalizer']),
-                  step)
+                  step, conv_impl)

@@ -4,25 +4,26 @@ Inputs are model-domain mels shaped (batch, n_mels, frames, 1). With the
 default config this is exactly the 2020 seed: MaxPool 2x2 -> Conv 8, 16, 32
 (5x5, BatchNorm, ReLU) -> nearest upsample 2x -> Conv 16, 8 (5x5, BatchNorm,
 ReLU) -> Conv 1 (3x3) -> sigmoid; 32,513 trainable parameters.
+
+The models say what they compute; how their convolutions are computed is a
+run-time choice (`conv` / `upsample_conv` modules, see mel_ae/backends).
 """
 import dataclasses
 import functools
-from typing import Sequence
+from typing import Any, List, Sequence, Tuple
 
-from absl import logging
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from mel_ae import conv_matmul
-from mel_ae import onednn_conv
-from mel_ae import upsample_conv
+from mel_ae import layers
+
+ModuleDef = Any
 
 # Keras' Conv2D default, which the seed used.
 _KERNEL_INIT = nn.initializers.xavier_uniform()
 
 OUTPUT_MODES = ('image', 'mask', 'residual', 'subtract')
-CONV_IMPLS = ('xla', 'matmul_grad', 'onednn', 'auto')
 NOISE_ESTIMATES = ('minimum', 'quiet')
 OUTPUT_ACTIVATIONS = {
     'sigmoid': nn.sigmoid,
@@ -46,6 +47,8 @@ class AutoEncoder(nn.Module):
   skip_channels > 0 adds a
   full-resolution conv of the input, concatenated after the upsampling: a
   one-level U-Net, so detail need not pass through the pooling.
+  `conv` and `upsample_conv` are the modules its convolutions are made of
+  (any drop-in with the same function and parameters).
   """
   encoder_channels: Sequence[int] = (8, 16, 32)
   decoder_channels: Sequence[int] = (16, 8)
@@ -64,27 +67,12 @@ class AutoEncoder(nn.Module):
   noise_quiet_fraction: float = 0.3
   max_subtraction: float = 4.0
   skip_channels: int = 0
-  phase_upsample: bool = True
-  conv_impl: str = 'xla'
-
-  def _convs(self, in_features: int, features: int) -> upsample_conv.Convs:
-    """The conv implementation for one layer; all compute the same function.
-
-    'matmul_grad' only where both channel counts are >= 16: there XLA's
-    kernel gradient is the slow part on CPU (measured). 'onednn': all layers.
-    """
-    if self.conv_impl == 'onednn':
-      return onednn_conv.convs
-    if self.conv_impl == 'matmul_grad' and min(in_features, features) >= 16:
-      return conv_matmul.convs
-    return conv_matmul.lax_convs
+  conv: ModuleDef = nn.Conv
+  upsample_conv: ModuleDef = layers.UpsampleConv
 
   def _conv(self, features: int, kernel_size: int, x: jax.Array) -> jax.Array:
-    convs = self._convs(x.shape[-1], features)
-    return nn.Conv(features, (kernel_size, kernel_size),
-                   kernel_init=_KERNEL_INIT,
-                   conv_general_dilated=(None if convs is conv_matmul.lax_convs
-                                         else conv_matmul.drop_in(convs)))(x)
+    return self.conv(features, (kernel_size, kernel_size),
+                     kernel_init=_KERNEL_INIT)(x)
 
   def _block(self, conv, x: jax.Array, train: bool) -> jax.Array:
     x = conv(x)
@@ -107,12 +95,9 @@ class AutoEncoder(nn.Module):
     x = nn.max_pool(seen, (p, p), strides=(p, p)) if p > 1 else seen
     for channels in self.encoder_channels:
       x = self._block(conv(channels), x, train)
-    # The first decoder conv also undoes the pooling: nearest upsample + conv,
-    # computed at low resolution when phase_upsample is on (same function).
-    features = self.decoder_channels[0]
-    x = self._block(upsample_conv.UpsampleConv(
-        features, self.kernel_size, p, phase=self.phase_upsample,
-        convs=self._convs(x.shape[-1], features),
+    # The first decoder conv also undoes the pooling: nearest upsample + conv.
+    x = self._block(self.upsample_conv(
+        self.decoder_channels[0], self.kernel_size, p,
         kernel_init=_KERNEL_INIT), x, train)
     if self.skip_channels:
       skip = self._block(conv(self.skip_channels), seen, train)
@@ -201,39 +186,56 @@ def subtract_noise(x: jax.Array, noise: jax.Array, logits: jax.Array,
   return x * gain ** exponent
 
 
-def resolve_conv_impl(conv_impl: str) -> str:
-  """'auto' -> the fastest implementation that works here (same function).
+def check_config(config) -> List[Tuple[bool, str]]:
+  """(ok, message) pairs for config.model (with what it needs of the rest)."""
+  m, d = config.model, config.data
+  channels = tuple(m.encoder_channels) + tuple(m.decoder_channels)
+  checks = [
+      (m.kernel_size >= 1, f'model.kernel_size must be >= 1, got {m.kernel_size}'),
+      (m.output_kernel_size >= 1, 'model.output_kernel_size must be >= 1'),
+      (m.pool >= 1, f'model.pool must be >= 1, got {m.pool}'),
+      (len(m.encoder_channels) > 0, 'model.encoder_channels is empty'),
+      (len(m.decoder_channels) > 0, 'model.decoder_channels is empty'),
+      (all(c >= 1 for c in channels), 'model channel counts must be >= 1'),
+      (m.skip_channels >= 0, 'model.skip_channels must be >= 0'),
+      (m.output_activation in OUTPUT_ACTIVATIONS,
+       f'model.output_activation must be one of {sorted(OUTPUT_ACTIVATIONS)}'),
+      (m.output_mode in OUTPUT_MODES,
+       f'model.output_mode must be one of {OUTPUT_MODES}'),
+      (config.audio.n_mels % m.pool == 0,
+       f'audio.n_mels={config.audio.n_mels} is not a multiple of '
+       f'model.pool={m.pool}'),
+  ]
+  if m.output_mode == 'subtract':  # It turns model values back into power.
+    checks += [
+        (d.transform == 'root' and abs(m.mask_exponent * d.root - 1) < 1e-6,
+         "model.output_mode='subtract' needs data.transform='root' and "
+         'model.mask_exponent=1/data.root'),
+        (m.noise_radius >= 0 and m.noise_smooth >= 1 and m.max_subtraction > 0
+         and 0 < m.noise_quiet_fraction <= 1,
+         'model.noise_radius >= 0, noise_smooth >= 1, max_subtraction > 0 and '
+         "0 < noise_quiet_fraction <= 1 are needed for output_mode='subtract'"),
+        (m.noise_estimate in NOISE_ESTIMATES,
+         f'model.noise_estimate must be one of {NOISE_ESTIMATES}'),
+    ]
+  return checks
 
-  oneDNN on a one-device CPU when it builds (mel_ae/onednn_conv.py); XLA's
-  partitioner cannot split its custom calls over several devices. Otherwise
-  'matmul_grad' on CPU and XLA's own convolutions elsewhere.
-  """
-  if conv_impl != 'auto':
-    return conv_impl
-  if jax.default_backend() != 'cpu':
-    return 'xla'
-  if jax.device_count() == 1:
-    reason = onednn_conv.unavailable_reason()
-    if not reason:
-      return 'onednn'
-    logging.log_first_n(logging.WARNING, "conv_impl='auto': no oneDNN "
-                        "convolutions (%s); using 'matmul_grad'", 1, reason)
-  return 'matmul_grad'
 
-
-def build_model(model_config) -> AutoEncoder:
+def build_model(model_config, **modules) -> AutoEncoder:
   """The model a config describes; `model_config` is config.model.
 
-  Config fields carry the module's field names. A field missing from an
-  older checkpoint's config takes the module default, which by convention
-  keeps the behaviour the field had before it existed.
+  Config fields carry the module's field names; fields the module does not
+  have (e.g. the execution back-end that older checkpoints stored here) are
+  ignored. A field missing from an older checkpoint's config takes the
+  module default, which by convention keeps the behaviour the field had
+  before it existed. `modules` (`conv`, `upsample_conv`) say how the
+  convolutions are computed: `mel_ae.backends.layers_for(config.runtime)`.
   """
-  names = {f.name for f in dataclasses.fields(AutoEncoder)} - {'parent', 'name'}
+  names = {f.name for f in dataclasses.fields(AutoEncoder)} - {
+      'parent', 'name', 'conv', 'upsample_conv'}
   fields = {k: tuple(v) if isinstance(v, (list, tuple)) else v
             for k, v in model_config.items() if k in names}
-  if 'conv_impl' in fields:
-    fields['conv_impl'] = resolve_conv_impl(fields['conv_impl'])
-  return AutoEncoder(**fields)
+  return AutoEncoder(**fields, **modules)
 
 
 def count_params(params) -> int:

@@ -15,6 +15,7 @@ import numpy as np
 import optax
 
 from mel_ae import audio
+from mel_ae import backends
 from mel_ae import checkpointing
 from mel_ae import features
 from mel_ae import inference
@@ -22,7 +23,6 @@ from mel_ae import input_pipeline
 from mel_ae import metrics
 from mel_ae import models
 from mel_ae import noise_bank
-from mel_ae import onednn_conv
 from mel_ae import report
 from mel_ae import writers
 
@@ -33,52 +33,6 @@ class TrainState(train_state.TrainState):
 
 class ConfigError(ValueError):
   """A config value that cannot work; the message names the field."""
-
-
-def _model_checks(m, n_mels: int):
-  channels = tuple(m.encoder_channels) + tuple(m.decoder_channels)
-  return [
-      (m.kernel_size >= 1, f'model.kernel_size must be >= 1, got {m.kernel_size}'),
-      (m.output_kernel_size >= 1, 'model.output_kernel_size must be >= 1'),
-      (m.pool >= 1, f'model.pool must be >= 1, got {m.pool}'),
-      (len(m.encoder_channels) > 0, 'model.encoder_channels is empty'),
-      (len(m.decoder_channels) > 0, 'model.decoder_channels is empty'),
-      (all(c >= 1 for c in channels), 'model channel counts must be >= 1'),
-      (m.skip_channels >= 0, 'model.skip_channels must be >= 0'),
-      (m.conv_impl in models.CONV_IMPLS,
-       f'model.conv_impl must be one of {models.CONV_IMPLS}'),
-      (m.output_activation in models.OUTPUT_ACTIVATIONS,
-       f'model.output_activation must be one of {sorted(models.OUTPUT_ACTIVATIONS)}'),
-      (m.output_mode in models.OUTPUT_MODES,
-       f'model.output_mode must be one of {models.OUTPUT_MODES}'),
-      (n_mels % m.pool == 0,
-       f'audio.n_mels={n_mels} is not a multiple of model.pool={m.pool}'),
-  ]
-
-
-def _conv_impl_checks(m):
-  """conv_impl='onednn' asked for by name must work here (it builds C++)."""
-  if m.conv_impl != 'onednn':
-    return []
-  reason = onednn_conv.unavailable_reason()
-  return [(not reason, f"model.conv_impl='onednn' cannot run here: {reason}")]
-
-
-def _subtract_checks(m, d):
-  """output_mode='subtract' turns model values back into power."""
-  if m.output_mode != 'subtract':
-    return []
-  return [
-      (d.transform == 'root' and abs(m.mask_exponent * d.root - 1) < 1e-6,
-       "model.output_mode='subtract' needs data.transform='root' and "
-       'model.mask_exponent=1/data.root'),
-      (m.noise_radius >= 0 and m.noise_smooth >= 1 and m.max_subtraction > 0
-       and 0 < m.noise_quiet_fraction <= 1,
-       'model.noise_radius >= 0, noise_smooth >= 1, max_subtraction > 0 and '
-       "0 < noise_quiet_fraction <= 1 are needed for output_mode='subtract'"),
-      (m.noise_estimate in models.NOISE_ESTIMATES,
-       f'model.noise_estimate must be one of {models.NOISE_ESTIMATES}'),
-  ]
 
 
 def _train_checks(t, noise):
@@ -131,9 +85,8 @@ def _data_checks(d, pool: int, infer):
 
 def validate_config(config: ml_collections.ConfigDict) -> None:
   """Rejects impossible settings before anything loads or compiles."""
-  checks = (_model_checks(config.model, config.audio.n_mels)
-            + _conv_impl_checks(config.model)
-            + _subtract_checks(config.model, config.data)
+  checks = (models.check_config(config)
+            + backends.check_config(config.runtime)
             + _train_checks(config.train, config.noise)
             + _data_checks(config.data, config.model.pool, config.infer))
   for ok, message in checks:
@@ -154,7 +107,8 @@ def create_optimizer(t: ml_collections.ConfigDict) -> optax.GradientTransformati
 
 def create_train_state(rng: jax.Array, config: ml_collections.ConfigDict,
                        input_shape: Tuple[int, ...]) -> TrainState:
-  model = models.build_model(config.model)
+  model = models.build_model(config.model,
+                             **backends.layers_for(config.runtime))
   variables = model.init(rng, jnp.zeros(input_shape, jnp.float32), train=False)
   return TrainState.create(apply_fn=model.apply, params=variables['params'],
                            batch_stats=variables.get('batch_stats', {}),
@@ -290,9 +244,10 @@ def _to_global(batch: np.ndarray, sharding) -> jax.Array:
 def _denoise_test(state: TrainState, data: Data, config) -> List[np.ndarray]:
   """The paired test set's noisy files denoised by the current model."""
   variables = {'params': state.params, 'batch_stats': state.batch_stats}
-  return inference.denoise_power(models.build_model(config.model), variables,
-                                 data.normalizer, data.test[0].mels,
-                                 config.infer)
+  model = models.build_model(config.model,
+                             **backends.layers_for(config.runtime))
+  return inference.denoise_power(model, variables, data.normalizer,
+                                 data.test[0].mels, config.infer)
 
 
 def evaluate(state: TrainState, data: Data, config, eval_fn, data_sharding):

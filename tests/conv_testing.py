@@ -6,9 +6,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from configs import base
-from mel_ae import conv_matmul
+from mel_ae import backends
+from mel_ae import layers
 from mel_ae import models
-from mel_ae import upsample_conv
+from mel_ae.backends import phase
 
 
 def assert_close(a, b):
@@ -32,11 +33,11 @@ def check_convs(convs, x_shape, kernel_shapes, paddings):
   """Outputs and grads (input and kernels) of `convs` equal lax_convs'."""
   x = random(x_shape, 0)
   kernels = [random(s, i + 1) for i, s in enumerate(kernel_shapes)]
-  outs = conv_matmul.lax_convs(x, kernels, paddings)
+  outs = layers.lax_convs(x, kernels, paddings)
   cotangents = [random(y.shape, 10 + i) for i, y in enumerate(outs)]
   paddings = tuple(tuple(map(tuple, p)) for p in paddings)
   ours, theirs = [_outputs_and_grads(c, paddings, x, kernels, cotangents)
-                  for c in (convs, conv_matmul.lax_convs)]
+                  for c in (convs, layers.lax_convs)]
   jax.tree.map(assert_close, ours, theirs)
 
 
@@ -48,10 +49,10 @@ def check_upsample_conv_phase(convs, channels: int, kernel_size: int):
 
   def value_and_grads(convs):
     f = lambda x, k: jnp.vdot(
-        upsample_conv.upsample_conv_phase(x, k, 2, convs), g)
+        phase.upsample_conv_phase(x, k, 2, convs), g)
     return jax.jit(jax.value_and_grad(f, (0, 1)))(x, kernel)
   jax.tree.map(assert_close, value_and_grads(convs),
-               value_and_grads(conv_matmul.lax_convs))
+               value_and_grads(layers.lax_convs))
 
 
 def check_model_matches_xla(conv_impl: str):
@@ -61,9 +62,9 @@ def check_model_matches_xla(conv_impl: str):
   x = jax.random.uniform(jax.random.key(0), (2, 16, 24, 1))
   results = []
   for impl in ('xla', conv_impl):
-    config.model.conv_impl = impl
-    model = models.build_model(config.model)
-    assert model.conv_impl == impl
+    config.runtime.conv_impl = impl
+    model = models.build_model(config.model,
+                               **backends.layers_for(config.runtime))
     variables = jax.jit(functools.partial(model.init, train=False))(
         jax.random.key(0), x)
 

@@ -21,7 +21,7 @@ def test_each_step_function_is_traced_once(tiny_config, tmp_path, monkeypatch,
                                            conv_impl):
   # Channels >= 16 so that 'matmul_grad' really takes the patch-matmul path.
   tiny_config.model.encoder_channels = (16, 16)
-  tiny_config.model.conv_impl = conv_impl
+  tiny_config.runtime.conv_impl = conv_impl
   counts = {}
   for name in ('train_step', 'eval_step'):
     monkeypatch.setattr(train, name, _counting(getattr(train, name), counts,

@@ -9,7 +9,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mel_ae.upsample_conv import UpsampleConv
+from mel_ae import layers
+from mel_ae.backends import phase
 
 # Only compile time changes; the ops and their float32 results do not.
 jax.config.update('jax_disable_most_optimizations', True)
@@ -17,6 +18,11 @@ jax.config.update('jax_disable_most_optimizations', True)
 _CASES = [dict(kernel_size=k, factor=f)
           for k, f in itertools.product((1, 2, 3, 5, 7), (1, 2, 4))]
 _X = (2, 5, 6, 3)  # odd and even low-res sizes, 3 channels
+
+
+def _upsample_conv(features, kernel_size, factor, low_res):
+  compute = phase.upsample_conv_phase if low_res else layers.upsample_then_conv
+  return layers.UpsampleConv(features, kernel_size, factor, compute=compute)
 
 
 def _assert_close(a, b):
@@ -45,7 +51,7 @@ class UpsampleConvTest(parameterized.TestCase):
     params = {'kernel': jax.random.normal(kk, (k, k, _X[-1], 4)),
               'bias': jax.random.normal(kb, (4,))}
     out_shape = (_X[0], _X[1] * factor, _X[2] * factor, 4)
-    modules = tuple(UpsampleConv(4, k, factor, phase=p) for p in (True, False))
+    modules = tuple(_upsample_conv(4, k, factor, p) for p in (True, False))
     (g1, y1), (g2, y2) = _outputs_and_grads(
         params, jax.random.normal(kx, _X), jax.random.normal(kg, out_shape),
         modules)
@@ -57,7 +63,7 @@ class UpsampleConvTest(parameterized.TestCase):
   def test_plain_is_nn_conv_on_repeated_input(self, kernel_size):
     """Pins SAME padding (even kernels pad more on the high side)."""
     x = jnp.ones(_X)
-    up = UpsampleConv(4, kernel_size, 2, phase=False)
+    up = _upsample_conv(4, kernel_size, 2, False)
     variables = up.init(jax.random.key(0), x)
     x2 = jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
     conv = nn.Conv(4, (kernel_size, kernel_size), padding='SAME')
@@ -65,7 +71,7 @@ class UpsampleConvTest(parameterized.TestCase):
 
   def test_param_trees_identical_and_like_nn_conv(self):
     x = jnp.ones(_X)
-    trees = [jax.jit(UpsampleConv(4, 5, 2, phase=p).init)(jax.random.key(0), x)
+    trees = [jax.jit(_upsample_conv(4, 5, 2, p).init)(jax.random.key(0), x)
              for p in (True, False)]
     equal = jax.tree.map(np.array_equal, trees[0], trees[1])
     self.assertTrue(all(jax.tree.leaves(equal)))
@@ -76,7 +82,8 @@ class UpsampleConvTest(parameterized.TestCase):
   @parameterized.parameters((0, 3), (2, 0))
   def test_rejects_bad_sizes(self, factor, kernel_size):
     with self.assertRaises(ValueError):
-      UpsampleConv(4, kernel_size, factor).init(jax.random.key(0), jnp.ones(_X))
+      layers.UpsampleConv(4, kernel_size, factor).init(jax.random.key(0),
+                                                       jnp.ones(_X))
 
 
 if __name__ == '__main__':

@@ -2,15 +2,17 @@
 
 On this project's 2-core CPU, XLA:CPU's convolutions of the seed's layers
 take about twice oneDNN's time forward and 1.3-2.9x its time for the two
-gradients (B=16, each layer against PyTorch, which calls oneDNN). `convs` computes the same function as
-`conv_matmul.lax_convs` with oneDNN's forward, backward-data and
-backward-weights primitives (mel_ae/csrc/onednn_conv.cc), joined by a
-`jax.custom_vjp`; tests/onednn_conv_test.py compares outputs and gradients.
+gradients (B=16, each layer against PyTorch, which calls oneDNN). `convs`
+computes the same function as `layers.lax_convs` with oneDNN's forward,
+backward-data and backward-weights primitives (csrc/onednn_conv.cc), joined
+by a `jax.custom_vjp`; tests/onednn_conv_test.py compares outputs and
+gradients. float32 only: other dtypes go to XLA's convolutions.
 
 The C++ source is compiled on first use with the system C++ compiler against
-JAX's FFI headers and the oneDNN wheel (`onednn-devel-cpu-gomp`), and cached
-under $MEL_AE_CACHE (default ~/.cache/mel_ae) keyed by a hash of everything
-that goes into it. CPU only.
+JAX's FFI headers and the oneDNN wheels (`pip install 'mel_ae[onednn]'`), and
+cached under $MEL_AE_CACHE (default ~/.cache/mel_ae) keyed by a hash of
+everything that goes into it. CPU only. MEL_AE_REQUIRE_ONEDNN=1 turns "not
+available here" into an error, so a broken build cannot pass unnoticed.
 """
 import ctypes
 import functools
@@ -26,6 +28,8 @@ from typing import List, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from mel_ae import layers
 
 Array = jax.Array
 _SOURCE = pathlib.Path(__file__).parent / 'csrc' / 'onednn_conv.cc'
@@ -46,15 +50,14 @@ def _onednn_prefix() -> pathlib.Path:
       return root
   raise OneDnnUnavailable(
       "oneDNN headers or library not found under the environment's prefix; "
-      "pip install 'onednn-cpu-gomp==2023.2.0' 'onednn-devel-cpu-gomp==2023.2.0'"
-      ' (dependencies of mel_ae on Linux x86-64)')
+      "pip install -e '.[onednn]' (Linux x86-64)")
 
 
 def _compiler() -> str:
   cxx = shutil.which(os.environ.get('CXX', 'c++')) or shutil.which('g++')
   if not cxx:
     raise OneDnnUnavailable('no C++ compiler (c++ / g++ / $CXX) on PATH to '
-                            'build mel_ae/csrc/onednn_conv.cc')
+                            'build mel_ae/backends/csrc/onednn_conv.cc')
   return cxx
 
 
@@ -102,13 +105,22 @@ def load() -> None:
         platform='cpu')
 
 
+REQUIRE_ENV = 'MEL_AE_REQUIRE_ONEDNN'
+
+
 @functools.cache
 def unavailable_reason() -> str:
   """'' when the oneDNN convolutions work here, else why not (asked once:
-  a failed build is not retried on every model build)."""
+  a failed build is not retried on every model build).
+
+  Raises:
+    OneDnnUnavailable: when they do not work and $MEL_AE_REQUIRE_ONEDNN=1.
+  """
   try:
     load()
   except OneDnnUnavailable as e:
+    if os.environ.get(REQUIRE_ENV) == '1':
+      raise OneDnnUnavailable(f'{REQUIRE_ENV}=1, but: {e}') from e
     return str(e)
   return ''
 
@@ -125,8 +137,6 @@ def _call(target: str, shape, a: Array, b: Array, padding) -> Array:
 
 def _forward(x: Array, kernel: Array, padding) -> Array:
   load()
-  if x.dtype != jnp.float32 or kernel.dtype != jnp.float32:
-    raise TypeError(f'oneDNN convs take float32, got {x.dtype}, {kernel.dtype}')
   n, h, w, _ = x.shape
   kh, kw, _, out = kernel.shape
   (top, bottom), (left, right) = padding
@@ -134,14 +144,21 @@ def _forward(x: Array, kernel: Array, padding) -> Array:
                            w + left + right - kw + 1, out), x, kernel, padding)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
 def convs(x: Array, kernels: Sequence[Array], paddings) -> List[Array]:
-  """`conv_matmul.lax_convs`, computed by oneDNN."""
+  """`layers.lax_convs`, computed by oneDNN where all are float32."""
+  if any(a.dtype != jnp.float32 for a in [x, *kernels]):
+    return layers.lax_convs(x, kernels, paddings)
+  return _float32_convs(x, kernels, paddings)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def _float32_convs(x: Array, kernels: Sequence[Array],
+                   paddings) -> List[Array]:
   return [_forward(x, k, p) for k, p in zip(kernels, paddings)]
 
 
 def _convs_fwd(x, kernels, paddings):
-  return convs(x, kernels, paddings), (x, kernels)
+  return _float32_convs(x, kernels, paddings), (x, kernels)
 
 
 def _convs_bwd(paddings, residuals, gs):
@@ -152,4 +169,4 @@ def _convs_bwd(paddings, residuals, gs):
                       for g, k, p in zip(gs, kernels, paddings)]
 
 
-convs.defvjp(_convs_fwd, _convs_bwd)
+_float32_convs.defvjp(_convs_fwd, _convs_bwd)

@@ -11,12 +11,12 @@ import jax.numpy as jnp
 
 import conv_testing
 from configs import base
-from mel_ae import conv_matmul
-from mel_ae import models
-from mel_ae import onednn_conv
+from mel_ae import backends
+from mel_ae import layers
 from mel_ae import train
+from mel_ae.backends import onednn
 
-_REASON = onednn_conv.unavailable_reason()
+_REASON = onednn.unavailable_reason()
 needs_onednn = absltest.skipIf(bool(_REASON), _REASON)
 
 
@@ -35,25 +35,28 @@ class ConvsTest(parameterized.TestCase):
         ((0, 1), (0, 1))]),
   )
   def test_matches_lax(self, x_shape, kernel_shapes, paddings):
-    conv_testing.check_convs(onednn_conv.convs, x_shape, kernel_shapes,
+    conv_testing.check_convs(onednn.convs, x_shape, kernel_shapes,
                              paddings)
 
   def test_upsample_conv_phase(self):
-    conv_testing.check_upsample_conv_phase(onednn_conv.convs, 5, 5)
+    conv_testing.check_upsample_conv_phase(onednn.convs, 5, 5)
 
   def test_vmap_loops_over_the_extra_axis(self):
     x = conv_testing.random((3, 2, 6, 5, 2), 0)
     kernel = conv_testing.random((3, 3, 2, 4), 1)
     pads = (((1, 1), (1, 1)),)
     per_item = lambda convs: jax.vmap(lambda x: convs(x, [kernel], pads)[0])
-    conv_testing.assert_close(per_item(onednn_conv.convs)(x),
-                  per_item(conv_matmul.lax_convs)(x))
+    conv_testing.assert_close(per_item(onednn.convs)(x),
+                  per_item(layers.lax_convs)(x))
 
-  def test_rejects_other_dtypes(self):
+  def test_other_dtypes_go_to_xla(self):
     x = jnp.ones((1, 4, 4, 1), jnp.bfloat16)
-    with self.assertRaisesRegex(TypeError, 'float32'):
-      onednn_conv.convs(x, [jnp.ones((3, 3, 1, 1), jnp.bfloat16)],
-                        (((1, 1), (1, 1)),))
+    args = ([jnp.ones((3, 3, 1, 1), jnp.bfloat16)], (((1, 1), (1, 1)),))
+    got, = onednn.convs(x, *args)
+    self.assertEqual(got.dtype, jnp.bfloat16)
+    conv_testing.assert_close(got.astype(jnp.float32),
+                              layers.lax_convs(x, *args)[0].astype(
+                                  jnp.float32))
 
 
 @needs_onednn
@@ -63,38 +66,38 @@ class ModelTest(absltest.TestCase):
     conv_testing.check_model_matches_xla('onednn')
 
   def test_auto_picks_onednn_on_one_cpu_device(self):
-    self.assertEqual(models.resolve_conv_impl('auto'), 'onednn')
-    self.assertEqual(models.resolve_conv_impl('xla'), 'xla')
+    self.assertEqual(backends.resolve('auto'), 'onednn')
+    self.assertEqual(backends.resolve('xla'), 'xla')
 
 
 class UnavailableTest(absltest.TestCase):
 
   def test_missing_compiler_is_named(self):
-    with absltest.mock.patch.object(onednn_conv.shutil, 'which',
+    with absltest.mock.patch.object(onednn.shutil, 'which',
                                     return_value=None):
-      with self.assertRaisesRegex(onednn_conv.OneDnnUnavailable,
+      with self.assertRaisesRegex(onednn.OneDnnUnavailable,
                                   'no C\\+\\+ compiler'):
-        onednn_conv._compiler()  # pylint: disable=protected-access
+        onednn._compiler()  # pylint: disable=protected-access
 
   def test_config_asking_for_it_gets_the_reason(self):
     config = base.get_config()
-    config.model.conv_impl = 'onednn'
-    with absltest.mock.patch.object(onednn_conv, 'unavailable_reason',
+    config.runtime.conv_impl = 'onednn'
+    with absltest.mock.patch.object(onednn, 'unavailable_reason',
                                     return_value='no C++ compiler'):
       with self.assertRaisesRegex(train.ConfigError, 'no C\\+\\+ compiler'):
         train.validate_config(config)
       # 'auto' falls back to XLA's convolutions instead.
-      self.assertEqual(models.resolve_conv_impl('auto'), 'matmul_grad')
+      self.assertEqual(backends.resolve('auto'), 'matmul_grad')
 
   def test_auto_on_an_accelerator_uses_xla(self):
-    with absltest.mock.patch.object(models.jax, 'default_backend',
+    with absltest.mock.patch.object(backends.jax, 'default_backend',
                                     return_value='gpu'):
-      self.assertEqual(models.resolve_conv_impl('auto'), 'xla')
+      self.assertEqual(backends.resolve('auto'), 'xla')
 
   def test_auto_on_several_devices_skips_onednn(self):
     """XLA cannot partition the custom calls; checked with 2 CPU devices."""
-    code = ('import jax; from mel_ae import models; '
-            "print(jax.device_count(), models.resolve_conv_impl('auto'))")
+    code = ('import jax; from mel_ae import backends; '
+            "print(jax.device_count(), backends.resolve('auto'))")
     out = subprocess.run(
         [sys.executable, '-c', code], capture_output=True, text=True,
         check=True, env={**os.environ,

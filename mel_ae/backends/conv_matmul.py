@@ -8,37 +8,27 @@ shifted slices of the padded input, stacked channels-first (t, c, b, h, w) so
 XLA's dot takes them without another copy. Built for a few examples at a time
 inside a `lax.scan`, they stay in cache: that layer's kernel gradient fell
 from 214 to 84 ms in the step's profile. `convs` does this for several convs
-of one input (the phase convs of `upsample_conv`) with ONE patch matmul over
+of one input (the phase convs of `phase`) with ONE patch matmul over
 the union of their windows. Outputs and input gradients stay XLA's own
 convolutions, so the function is unchanged (tests/conv_matmul_test.py).
-`drop_in(convs)` plugs it into `nn.Conv(conv_general_dilated=...)`
-(stride 1, no dilation, NHWC/HWIO). Not a win for few channels (8->16 5x5,
-16->8 5x5 at 128x128: 1.8x slower), hence models.py uses it only where both
-channel counts are >= 16. `lax.conv_general_dilated_patches` is no substitute:
-its backward made training 80x slower (PERF_NOTES.md).
+`drop_in(convs)` plugs any such function into
+`nn.Conv(conv_general_dilated=...)`. Not a win for few channels (8->16 5x5,
+16->8 5x5 at 128x128: 1.8x slower), hence `where_wide` uses it only where
+both channel counts are >= 16. `lax.conv_general_dilated_patches` is no
+substitute: its backward made training 80x slower.
 """
 import functools
-from typing import List, Sequence, Tuple
+from typing import List, Sequence
 
 import jax
 import jax.numpy as jnp
 
+from mel_ae import layers
+
 Array = jax.Array
-Padding = Tuple[Tuple[int, int], Tuple[int, int]]
-_DIMS = ('NHWC', 'HWIO', 'NHWC')
 # Patch bytes per scan step: a chunk this size stayed in cache (16->32 5x5:
 # 2 examples (13 MB) beat 8 (52 MB) by 1.3x).
 _CHUNK_BYTES = 16 << 20
-
-
-def _conv(x: Array, kernel: Array, padding: Padding) -> Array:
-  return jax.lax.conv_general_dilated(x, kernel, (1, 1), padding,
-                                      dimension_numbers=_DIMS)
-
-
-def lax_convs(x: Array, kernels: Sequence[Array], paddings) -> List[Array]:
-  """Stride-1 NHWC/HWIO convs of one input, XLA's way (the reference)."""
-  return [_conv(x, k, p) for k, p in zip(kernels, paddings)]
 
 
 def _chunk(batch: int, bytes_per_example: int) -> int:
@@ -93,8 +83,8 @@ def kernel_grads(x: Array, gs: Sequence[Array], kernel_shapes,
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
 def convs(x: Array, kernels: Sequence[Array], paddings) -> List[Array]:
-  """`lax_convs` with the kernel gradients from one patch matmul."""
-  return lax_convs(x, kernels, paddings)
+  """`layers.lax_convs` with the kernel gradients from one patch matmul."""
+  return layers.lax_convs(x, kernels, paddings)
 
 
 def _convs_fwd(x, kernels, paddings):
@@ -103,7 +93,8 @@ def _convs_fwd(x, kernels, paddings):
 
 def _convs_bwd(paddings, residuals, gs):
   x, kernels = residuals
-  _, input_grad = jax.vjp(lambda x: lax_convs(x, kernels, paddings), x)
+  _, input_grad = jax.vjp(lambda x: layers.lax_convs(x, kernels, paddings),
+                          x)
   grads = kernel_grads(x, gs, [k.shape for k in kernels], paddings)
   return input_grad(list(gs))[0], [
       g.astype(k.dtype) for g, k in zip(grads, kernels)]
@@ -112,7 +103,14 @@ def _convs_bwd(paddings, residuals, gs):
 convs.defvjp(_convs_fwd, _convs_bwd)
 
 
-def _explicit_padding(padding, kernel_shape: Sequence[int]) -> Padding:
+def where_wide(x: Array, kernels: Sequence[Array], paddings) -> List[Array]:
+  """`convs` where every conv has >= 16 input and output channels (there
+  XLA's kernel gradient is the slow part on CPU, measured), XLA's elsewhere."""
+  wide = min([x.shape[-1]] + [k.shape[-1] for k in kernels]) >= 16
+  return (convs if wide else layers.lax_convs)(x, kernels, paddings)
+
+
+def _explicit_padding(padding, kernel_shape: Sequence[int]) -> layers.Padding:
   """lax's 'SAME' / 'VALID' / pairs, for stride 1, as explicit pairs."""
   if padding == 'VALID':
     return ((0, 0), (0, 0))
@@ -122,20 +120,24 @@ def _explicit_padding(padding, kernel_shape: Sequence[int]) -> Padding:
 
 
 @functools.cache
-def drop_in(convs_fn):
-  """`lax.conv_general_dilated`, for what `nn.Conv` asks of it in mel_ae,
-  computed by `convs_fn` (this module's `convs`, or onednn_conv's)."""
+def drop_in(convs_fn: layers.Convs):
+  """`lax.conv_general_dilated` as `nn.Conv` calls it, computed by
+  `convs_fn` where it can be (stride 1, undilated, ungrouped, NHWC/HWIO);
+  anything else goes to XLA's own convolution unchanged."""
   def conv_general_dilated(lhs, rhs, window_strides, padding,
                            lhs_dilation=None, rhs_dilation=None,
                            dimension_numbers=None, feature_group_count=1,
-                           precision=None):
-    dims = jax.lax.conv_dimension_numbers(lhs.shape, rhs.shape, _DIMS)
+                           precision=None, **kwargs):
+    dims = jax.lax.conv_dimension_numbers(lhs.shape, rhs.shape,
+                                          layers.CONV_DIMS)
     given = jax.lax.conv_dimension_numbers(lhs.shape, rhs.shape,
                                            dimension_numbers)
     plain = all(s == 1 for s in tuple(window_strides) + tuple(
         lhs_dilation or ()) + tuple(rhs_dilation or ()))
-    if not plain or given != dims or feature_group_count != 1 or precision:
-      raise ValueError('mel_ae convs support stride-1, undilated, ungrouped '
-                       'NHWC/HWIO convolutions only')
-    return convs_fn(lhs, [rhs], (_explicit_padding(padding, rhs.shape),))[0]
+    if plain and given == dims and feature_group_count == 1 and not (
+        precision or kwargs):
+      return convs_fn(lhs, [rhs], (_explicit_padding(padding, rhs.shape),))[0]
+    return jax.lax.conv_general_dilated(
+        lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation,
+        dimension_numbers, feature_group_count, precision=precision, **kwargs)
   return conv_general_dilated
