@@ -95,7 +95,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.log_every = 100
   config.train.eval_every = 500
   config.train.checkpoint_every = 500
-  config.train.keep_checkpoints = 3
+  config.train.keep_checkpoints = 3  # the newest; and the best, beside them
+  # The validation metric (lower is better) that picks the best checkpoint
+  # (`mel_ae.load(workdir, step='best')`): 'val_power_mse' or 'val_mse'.
+  config.train.best_metric = 'val_power_mse'
   config.train.eval_batch_size = 16
 
   # Noise mixed into clean crops in train.mode='denoise'.

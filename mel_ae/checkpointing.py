@@ -1,16 +1,40 @@
-"""Orbax checkpoints in WORKDIR/checkpoints: the train state plus a JSON
-'meta' item holding the config and the normaliser, so a checkpoint alone is
-enough to denoise."""
+"""Orbax checkpoints in WORKDIR/checkpoints, and what to do with damaged ones.
+
+A step holds the train state and a JSON 'meta' item with the config, the
+normaliser and digests of the values, so a checkpoint alone is enough to
+denoise, and values that read back differently from how they were saved are
+caught on every read (resume, `mel_ae.load`, `mel_ae.denoise`). The newest
+`keep` steps are kept, and the best by a validation metric beside them.
+"""
+import dataclasses
 import hashlib
+import json
 import os
 import time
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional, Tuple, Union
 
+from absl import logging
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
 ITEMS = ('state', 'meta')
+# What reading a damaged or half-written step raises (json, tensorstore and
+# orbax decode errors, a missing item, our digest check). Anything else (a
+# library bug, the machine's I/O failing) says nothing about the step and is
+# raised as it is, so good steps are never moved aside for it.
+_DAMAGE = (ValueError, KeyError, FileNotFoundError)
+# What a resumed run may not change: the model, the features, the objective.
+FIXED_FIELDS = ('model', 'audio', 'data.transform', 'data.root',
+                'data.top_db', 'train.mode')
+
+
+class CheckpointError(ValueError):
+  """A workdir's checkpoints cannot be used as asked; one line says why."""
+
+
+class IntegrityError(CheckpointError):
+  """Values read back differ from the digest saved with them."""
 
 
 def checkpoint_dir(workdir: str) -> str:
@@ -18,17 +42,53 @@ def checkpoint_dir(workdir: str) -> str:
   return os.path.join(os.path.abspath(workdir), 'checkpoints')
 
 
+def _selection_metric(root: str, step: int) -> Optional[float]:
+  """The validation metric a step was saved with, or None (none, or a
+  damaged meta: a reader must never fail on a step it only ranks)."""
+  try:
+    with open(os.path.join(root, str(step), 'meta', 'metadata')) as f:
+      return float(json.load(f)['selection']['value'])
+  except (OSError, ValueError, KeyError, TypeError):
+    return None
+
+
+def best_step(root: str, steps) -> Optional[int]:
+  """Of `steps` in checkpoint folder `root`, the least validation metric."""
+  scored = {s: _selection_metric(root, s) for s in steps}
+  scored = {s: v for s, v in scored.items() if v is not None}
+  return min(scored, key=scored.get) if scored else None
+
+
+@dataclasses.dataclass
+class NewestAndBest:
+  """Orbax preservation policy: the newest `keep` steps and the best one.
+
+  The best is read from the steps' own meta, so a damaged step never stops
+  the manager from opening (orbax's metrics-based BestN reads every
+  step's metrics when the manager is created, and fails on a damaged one).
+  """
+  root: str
+  keep: int
+
+  def should_preserve(self, checkpoints, *, context) -> List[bool]:
+    del context
+    steps = [c.step for c in checkpoints]
+    newest = set(sorted(steps)[-self.keep:])
+    best = best_step(self.root, steps)
+    return [s in newest or s == best for s in steps]
+
+
 def create_manager(workdir: str, keep: int = 3,
                    read_only: bool = False) -> ocp.CheckpointManager:
-  """A manager keeping the newest `keep` steps; saves happen when asked."""
+  """Keeps the newest `keep` steps and the best by validation; saves happen
+  when asked."""
+  root = checkpoint_dir(workdir)
   options = ocp.CheckpointManagerOptions(
-      read_only=read_only,
-      preservation_policy=ocp.checkpoint_managers.LatestN(keep),
+      read_only=read_only, preservation_policy=NewestAndBest(root, keep),
       enable_async_checkpointing=not read_only,
       # A save killed midway leaves only a tmp folder; clear it on restart.
       cleanup_tmp_directories=not read_only)
-  return ocp.CheckpointManager(checkpoint_dir(workdir), item_names=ITEMS,
-                               options=options)
+  return ocp.CheckpointManager(root, item_names=ITEMS, options=options)
 
 
 def digest(tree: Any) -> str:
@@ -41,14 +101,23 @@ def digest(tree: Any) -> str:
   return h.hexdigest()
 
 
-def save(manager: ocp.CheckpointManager, step: int, state: Any,
-         meta: Dict[str, Any]) -> None:
-  """Saves asynchronously; meta carries the state's digest.
+def _variables(state: Any) -> Dict[str, Any]:
+  """The model variables of a TrainState or of its restored dict form."""
+  get = state.get if isinstance(state, dict) else lambda k: getattr(state, k)
+  return {'params': get('params'), 'batch_stats': get('batch_stats')}
 
-  Orbax reads some flipped bits back as other values without an error; the
-  digest lets a restore tell.
-  """
-  meta = {**meta, 'digest': digest(state)}
+
+def save(manager: ocp.CheckpointManager, step: int, state: Any,
+         meta: Dict[str, Any], metric: Optional[Tuple[str, float]] = None
+         ) -> None:
+  """Saves asynchronously; meta carries digests of the state and of the
+  model variables (orbax reads some flipped bits back as other values
+  without an error; the digests tell), and `metric` (name, value), the
+  validation metric that ranks steps."""
+  meta = {**meta, 'digest': digest(state),
+          'variables_digest': digest(_variables(state))}
+  if metric:
+    meta['selection'] = {'name': metric[0], 'value': float(metric[1])}
   manager.save(step, args=ocp.args.Composite(
       state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)),
                force=True)
@@ -59,29 +128,75 @@ def restore_meta(manager: ocp.CheckpointManager, step: int) -> Dict[str, Any]:
       meta=ocp.args.JsonRestore())).meta
 
 
-def restore_state(manager: ocp.CheckpointManager, step: int,
-                  abstract_state: Any, expected_digest: Optional[str] = None
-                  ) -> Any:
-  """Restores into the structure (and shardings) of `abstract_state`.
+def _verify(step: int, values: Any, expected: Optional[str]) -> None:
+  if expected and digest(values) != expected:
+    raise IntegrityError(f'checkpoint step {step}: the values read back do '
+                         'not match the digest saved with them (corrupted '
+                         'files)')
 
-  With `expected_digest` (meta['digest']), values that differ from the saved
-  ones raise ValueError.
-  """
+
+def restore_state(manager: ocp.CheckpointManager, step: int,
+                  abstract_state: Any, meta: Dict[str, Any]) -> Any:
+  """Restores into the structure (and shardings) of `abstract_state`,
+  checked against meta['digest']."""
   state = manager.restore(step, args=ocp.args.Composite(
       state=ocp.args.StandardRestore(abstract_state))).state
-  if expected_digest and digest(state) != expected_digest:
-    raise ValueError(f'step {step}: the restored values do not match the '
-                     'digest saved with them (corrupted files)')
+  _verify(step, state, meta.get('digest'))
   return state
 
 
-def restore_variables(manager: ocp.CheckpointManager,
-                      step: int) -> Dict[str, Any]:
-  """Model variables only, on the default device, without a TrainState."""
+def restore_variables(manager: ocp.CheckpointManager, step: int,
+                      meta: Dict[str, Any]) -> Dict[str, Any]:
+  """Model variables only, on the default device, without a TrainState;
+  checked against meta['variables_digest'] (steps saved before it existed
+  carry none)."""
   device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
   state = manager.restore(step, args=ocp.args.Composite(
       state=ocp.args.StandardRestore(fallback_sharding=device))).state
-  return {'params': state['params'], 'batch_stats': state['batch_stats']}
+  variables = _variables(state)
+  _verify(step, variables, meta.get('variables_digest'))
+  return variables
+
+
+def _first_line(error: Exception) -> str:
+  text = str(error).splitlines()[0][:200] if str(error) else ''
+  return f'{type(error).__name__}: {text}'
+
+
+def read_for_inference(workdir: str, step: Union[None, int, str] = None
+                       ) -> Tuple[int, Dict[str, Any], Dict[str, Any]]:
+  """(step, meta, variables) of a workdir's checkpoint, verified.
+
+  `step` is a number, 'best' (the least tracked validation metric) or None
+  for the latest; only for the latest does a damaged step fall back, with
+  a warning, to the next older one. Raises CheckpointError in one line.
+  """
+  with create_manager(workdir, read_only=True) as manager:
+    steps = sorted(manager.all_steps(), reverse=True)
+    if not steps:
+      raise CheckpointError(f'{workdir}: no checkpoint in '
+                            f'{checkpoint_dir(workdir)}')
+    wanted = (best_step(checkpoint_dir(workdir), steps) if step == 'best'
+              else step)
+    if step == 'best' and wanted is None:
+      raise CheckpointError(f'{workdir}: no checkpoint was saved with a '
+                            'validation metric, so none is the best')
+    if wanted is not None and wanted not in steps:
+      raise CheckpointError(f'{workdir}: no checkpoint for step {step} '
+                            f'(have {sorted(steps)})')
+    for candidate in [wanted] if wanted is not None else steps:
+      try:
+        meta = restore_meta(manager, candidate)
+        return candidate, meta, restore_variables(manager, candidate, meta)
+      except _DAMAGE as e:
+        if isinstance(e, IntegrityError) and wanted is not None:
+          raise
+        if wanted is not None:
+          raise CheckpointError(f'{workdir}: checkpoint step {candidate} is '
+                                f'damaged ({_first_line(e)})') from None
+        logging.warning('%s: checkpoint step %d is damaged (%s); trying an '
+                        'older one', workdir, candidate, _first_line(e))
+  raise CheckpointError(f'{workdir}: every checkpoint is damaged')
 
 
 def quarantine(manager: ocp.CheckpointManager, step: int) -> str:
@@ -93,3 +208,55 @@ def quarantine(manager: ocp.CheckpointManager, step: int) -> str:
   os.replace(os.path.join(root, str(step)), target)
   manager.reload()
   return target
+
+
+def incompatible_fields(saved: Dict[str, Any], current: Dict[str, Any],
+                        prefix: str = '') -> List[str]:
+  """'field: saved -> current' for each fixed field a new config changes."""
+  changes = []
+  # A field missing from the saved config is newer than the run; its default
+  # keeps the old behaviour, so it is not a change.
+  for key in sorted(set(saved) & set(current)):
+    name = prefix + key
+    old, new = saved.get(key), current.get(key)
+    if not any(name == f or name.startswith(f + '.') or f.startswith(name + '.')
+               for f in FIXED_FIELDS):
+      continue
+    if isinstance(old, dict) and isinstance(new, dict):
+      changes += incompatible_fields(old, new, name + '.')
+    elif json.loads(json.dumps(old)) != json.loads(json.dumps(new)):
+      changes.append(f'{name}: {old!r} -> {new!r}')
+  return changes
+
+
+def resume(manager: ocp.CheckpointManager, workdir: str,
+           config: Dict[str, Any], abstract_state: Any
+           ) -> Tuple[int, Any, Optional[Dict[str, Any]]]:
+  """(step, state, meta) of the newest good checkpoint, or (0, None, None).
+
+  A damaged step is reported in one line and moved aside (never deleted);
+  older steps are tried next. A config that changes a fixed field of the
+  saved run raises CheckpointError.
+  """
+  for step in sorted(manager.all_steps(), reverse=True):
+    try:
+      meta = restore_meta(manager, step)
+      changes = incompatible_fields(meta['config'], config)
+    except _DAMAGE as e:
+      error = e
+    else:
+      if changes:
+        raise CheckpointError(
+            f'{workdir} holds a run with another model or features '
+            f'({"; ".join(changes)}); use a new --workdir')
+      try:
+        state = restore_state(manager, step, abstract_state, meta)
+        logging.info('Resumed from step %d in %s', step, workdir)
+        return step, state, meta
+      except _DAMAGE as e:
+        error = e
+    moved = quarantine(manager, step)
+    logging.warning('Checkpoint step %d is damaged (%s); moved to %s, trying '
+                    'an older one', step, _first_line(error), moved)
+  return 0, None, None
+

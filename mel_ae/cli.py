@@ -1,6 +1,7 @@
 """What the command-line entry points share."""
 import logging
 
+from mel_ae import checkpointing
 from mel_ae import inference
 
 
@@ -15,6 +16,17 @@ def quiet_library_logs() -> None:
 
 
 def load_model(spec: str) -> inference.Denoiser:
-  """`mel_ae.load` of 'WORKDIR' (latest checkpoint) or 'WORKDIR@STEP'."""
+  """`mel_ae.load` of 'WORKDIR' (latest checkpoint), 'WORKDIR@STEP' or
+  'WORKDIR@best'."""
   workdir, _, step = spec.partition('@')
-  return inference.load(workdir, int(step) if step else None)
+  return inference.load(workdir, parse_step(step))
+
+
+def parse_step(text: str):
+  """'' -> None (the latest), 'best' -> 'best', '1000' -> 1000."""
+  if text in ('', 'best'):
+    return text or None
+  if not text.isdigit():
+    raise checkpointing.CheckpointError(
+        f'checkpoint step {text!r}: give a number or best')
+  return int(text)

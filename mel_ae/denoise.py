@@ -21,6 +21,7 @@ import numpy as np
 
 from mel_ae import audio
 from mel_ae import baselines
+from mel_ae import checkpointing
 from mel_ae import cli
 from mel_ae import inference
 from mel_ae import mel_io
@@ -35,7 +36,8 @@ def _define_flags() -> None:
   flags.DEFINE_enum('method', 'model', _METHODS, 'Denoiser to run.')
   flags.DEFINE_string('workdir', None, 'Training workdir (for --method=model,'
                       ' and for the mel parameters of audio inputs).')
-  flags.DEFINE_integer('step', None, 'Checkpoint step (default: latest).')
+  flags.DEFINE_string('step', '', "Checkpoint step, or 'best' (the least "
+                      'validation metric); default: the latest.')
   flags.DEFINE_bool('audio', False, 'Also write a Griffin-Lim <stem>.wav.')
   flags.DEFINE_bool('plots', False, 'Also write a <stem>.png spectrogram.')
   flags.DEFINE_string('clean', None, 'Folder of clean references, matched '
@@ -95,7 +97,7 @@ def _load_group(paths, spec, args, failures):
 
 def run(args) -> List[str]:
   """Denoises every input; returns the one-line failures."""
-  denoiser = (inference.load(args.workdir, args.step)
+  denoiser = (inference.load(args.workdir, cli.parse_step(args.step))
               if args.method == 'model' or args.workdir else None)
   spec = denoiser.spec if denoiser else audio.MelSpec()
   inputs = _inputs(args.input)
@@ -133,7 +135,7 @@ def main(argv):
   cli.quiet_library_logs()
   try:
     failures = run(flags.FLAGS)
-  except mel_io.MelFileError as e:
+  except (mel_io.MelFileError, checkpointing.CheckpointError) as e:
     sys.exit(f'error: {e}')
   if failures:
     print(f'{len(failures)} file(s) failed:', file=sys.stderr)

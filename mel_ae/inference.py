@@ -8,7 +8,7 @@ running the model over the whole file at once.
 """
 import dataclasses
 import functools
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Sequence, Union
 
 import flax.linen as nn
 import jax
@@ -119,22 +119,18 @@ class Denoiser:
     return audio.resample(out, spec.sr, sr)
 
 
-def load(workdir: str, step: Optional[int] = None,
+def load(workdir: str, step: Union[None, int, str] = None,
          conv_impl: str = 'auto') -> Denoiser:
-  """The checkpoint at `step` (default: the latest) of a training workdir,
-  computed with `conv_impl` (see mel_ae/backends)."""
-  manager = checkpointing.create_manager(workdir, read_only=True)
-  steps = manager.all_steps()
-  if not steps:
-    raise mel_io.MelFileError(
-        f'{workdir}: no checkpoint in {checkpointing.checkpoint_dir(workdir)}')
-  step = max(steps) if step is None else step
-  if step not in steps:
-    raise mel_io.MelFileError(f'{workdir}: no checkpoint for step {step} '
-                              f'(have {steps})')
-  meta = checkpointing.restore_meta(manager, step)
-  variables = checkpointing.restore_variables(manager, step)
-  manager.close()
+  """A training workdir's checkpoint, ready to denoise.
+
+  Args:
+    workdir: the training run's --workdir.
+    step: a step number, 'best' (least validation metric) or None (the
+      latest; a damaged latest step falls back to an older one, with a
+      warning). The values are checked against the digest saved with them.
+    conv_impl: how this machine computes the model (see mel_ae/backends).
+  """
+  step, meta, variables = checkpointing.read_for_inference(workdir, step)
   return Denoiser(ml_collections.ConfigDict(_tuples(meta['config'])),
                   variables, features.Normalizer.from_dict(meta['normalizer']),
                   step, conv_impl)

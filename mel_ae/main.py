@@ -14,6 +14,7 @@ from absl import logging
 import jax
 from ml_collections import config_flags
 
+from mel_ae import checkpointing
 from mel_ae import cli
 from mel_ae import mel_io
 from mel_ae import train
@@ -38,7 +39,8 @@ def main(argv):
   logging.info('JAX devices: %s', jax.devices())
   try:
     train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
-  except (train.ConfigError, mel_io.MelFileError, FloatingPointError) as e:
+  except (train.ConfigError, mel_io.MelFileError, checkpointing.CheckpointError,
+          FloatingPointError) as e:
     sys.exit(f'error: {e}')
 
 

@@ -51,8 +51,9 @@ def kind_table(outputs: Dict[str, Sequence[np.ndarray]],
 
 
 def write_report(workdir: str, step: int, model_outputs: List[np.ndarray],
-                 test, normalizer, spec) -> str:
-  """Writes report.md (+ report/*.png) and returns its path."""
+                 test, normalizer, spec, best: str = '') -> str:
+  """Writes report.md (+ report/*.png) and returns its path; `best` says
+  which step validation picks, if not this one."""
   noisy, clean = test
   outputs = {'model': model_outputs}
   outputs.update({name: [baselines.apply(name, m) for m in noisy.mels]
@@ -60,7 +61,8 @@ def write_report(workdir: str, step: int, model_outputs: List[np.ndarray],
   table = method_table(outputs, noisy.mels, clean.mels, normalizer)
   figures = os.path.join(workdir, 'report')
   os.makedirs(figures, exist_ok=True)
-  lines = [f'# Test-set report, checkpoint step {step}', '',
+  lines = [f'# Test-set report, checkpoint step {step} (the last)', '',
+           best, '',
            f'{len(clean.mels)} paired files; metrics are means over files '
            '(competition_mse: raw power domain; mse_improvement: 1 - mse / '
            'noisy input mse; baselines at their default parameters).', '']

@@ -1,7 +1,6 @@
 """Training and evaluation of mel autoencoders; knows nothing of argv."""
 import dataclasses
 import functools
-import json
 import os
 import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
@@ -48,6 +47,8 @@ def _train_checks(t, noise):
        "train.lr_schedule must be 'constant' or 'cosine'"),
       (t.mode in ('autoencoder', 'denoise'),
        "train.mode must be 'autoencoder' or 'denoise'"),
+      (t.best_metric in ('val_power_mse', 'val_mse'),
+       "train.best_metric must be 'val_power_mse' or 'val_mse'"),
       (set(noise.kinds) <= set(noise_bank.KINDS),
        f'noise.kinds must be among {noise_bank.KINDS}'),
       (len(noise.snr_db) == 2 and noise.snr_db[0] <= noise.snr_db[1],
@@ -297,62 +298,6 @@ def _fetch_losses(pending, step: int, last_saved: Optional[int]) -> float:
   return float(losses.mean())
 
 
-# What a resumed run may not change: the model, the features, the objective.
-_FIXED_FIELDS = ('model', 'audio', 'data.transform', 'data.root',
-                 'data.top_db', 'train.mode')
-
-
-def incompatible_fields(saved: Dict[str, Any], current: Dict[str, Any],
-                        prefix: str = '') -> List[str]:
-  """'field: saved -> current' for each fixed field a new config changes."""
-  changes = []
-  # A field missing from the saved config is newer than the run; its default
-  # keeps the old behaviour, so it is not a change.
-  for key in sorted(set(saved) & set(current)):
-    name = prefix + key
-    old, new = saved.get(key), current.get(key)
-    if not any(name == f or name.startswith(f + '.') or f.startswith(name + '.')
-               for f in _FIXED_FIELDS):
-      continue
-    if isinstance(old, dict) and isinstance(new, dict):
-      changes += incompatible_fields(old, new, name + '.')
-    elif json.loads(json.dumps(old)) != json.loads(json.dumps(new)):
-      changes.append(f'{name}: {old!r} -> {new!r}')
-  return changes
-
-
-def _resume(manager, workdir: str, config, abstract):
-  """(step, state, meta) of the newest readable checkpoint, or (0, None, None).
-
-  A damaged step is reported in one line and moved aside (never deleted);
-  older good steps are tried next.
-  """
-  for step in sorted(manager.all_steps(), reverse=True):
-    try:
-      meta = checkpointing.restore_meta(manager, step)
-    except Exception as e:  # pylint: disable=broad-except
-      meta, error = None, e
-    if meta is not None:
-      changes = incompatible_fields(meta['config'], config.to_dict())
-      if changes:
-        raise ConfigError(
-            f'{workdir} holds a run with another model or features '
-            f'({"; ".join(changes)}); use a new --workdir')
-      try:
-        state = checkpointing.restore_state(manager, step, abstract,
-                                            meta.get('digest'))
-        logging.info('Resumed from step %d in %s', step, workdir)
-        return step, state, meta
-      except Exception as e:  # pylint: disable=broad-except
-        error = e
-    moved = checkpointing.quarantine(manager, step)
-    logging.warning('Checkpoint step %d is damaged (%s: %s); moved to %s, '
-                    'trying an older one', step, type(error).__name__,
-                    str(error).splitlines()[0][:200] if str(error) else '',
-                    moved)
-  return 0, None, None
-
-
 def _check_finite(state: TrainState, step: int, last_saved) -> None:
   """No checkpoint holding NaN or inf is ever written."""
   finite = jax.tree_util.tree_map(lambda x: jnp.all(jnp.isfinite(x)),
@@ -377,7 +322,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   abstract = jax.tree_util.tree_map(
       lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=replicated),
       jax.eval_shape(init))
-  start, state, meta = _resume(manager, workdir, config, abstract)
+  start, state, meta = checkpointing.resume(manager, workdir,
+                                            config.to_dict(), abstract)
   data = load_data(config, meta and features.Normalizer.from_dict(
       meta['normalizer']))
   if state is None:
@@ -408,16 +354,19 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
       now = time.perf_counter()
       row['examples_per_sec'] = (step - window_step) * t.batch_size / (
           now - window_start)
+      metric = None
       if step % t.eval_every == 0 or is_last:
         results, test_outputs = evaluate(state, data, config, eval_fn,
                                          data_sharding)
         row.update(results)
+        if t.best_metric in results:
+          metric = (t.best_metric, results[t.best_metric])
       writer.write(step, row)
       _log_progress(step, t.num_steps, row['train_loss'],
                     row['examples_per_sec'], t.batch_size)
       if step % t.checkpoint_every == 0 or is_last:
         _check_finite(state, step, last_saved)
-        checkpointing.save(manager, step, state, meta)
+        checkpointing.save(manager, step, state, meta, metric)
         last_saved = step
       window_start, window_step = time.perf_counter(), step
   finally:
@@ -426,10 +375,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
     manager.wait_until_finished()
     manager.close()
   writer.close()
+  best = checkpointing.best_step(str(manager.directory), manager.all_steps())
   if data.test:
     path = report.write_report(
         workdir, int(state.step),
         test_outputs or _denoise_test(state, data, config), data.test,
-        data.normalizer, audio.MelSpec.from_config(config.audio))
+        data.normalizer, audio.MelSpec.from_config(config.audio),
+        f'The best checkpoint by {t.best_metric} is step {best}: '
+        f"`mel_ae.load(workdir, step='best')`." if best else '')
     logging.info('Test-set report: %s', path)
   return state

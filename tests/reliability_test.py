@@ -18,6 +18,7 @@ import types
 
 import jax
 import numpy as np
+import orbax.checkpoint as ocp
 import pytest
 
 from conftest import ROOT
@@ -53,11 +54,7 @@ def _run(workdir, data_flags, *extra):
 
 
 def _variables(workdir, step=_STEPS):
-  manager = checkpointing.create_manager(workdir, read_only=True)
-  try:
-    return checkpointing.restore_variables(manager, step)
-  finally:
-    manager.close()
+  return checkpointing.read_for_inference(workdir, step)[2]
 
 
 def _assert_bitwise_equal(a, b):
@@ -193,7 +190,7 @@ def _flip_a_bit_silently(step_dir):
   other values without any error: only a digest can tell."""
   workdir = os.path.dirname(os.path.dirname(step_dir))
   step = int(os.path.basename(step_dir))
-  before = _variables(workdir, step)
+  before = _saved_arrays(workdir, step)  # unchecked: no digest
   data = sorted(glob.glob(os.path.join(step_dir, 'state', 'ocdbt.process_0',
                                        'd', '*')), key=os.path.getsize)
   for path in reversed(data):
@@ -205,11 +202,10 @@ def _flip_a_bit_silently(step_dir):
       with open(path, 'wb') as f:
         f.write(flipped)
       try:
-        after = _variables(workdir, step)
+        after = _saved_arrays(workdir, step)
       except Exception:  # pylint: disable=broad-except
         after = before  # Detected by tensorstore: not the case we want.
-      if any(not np.array_equal(x, y) for x, y in zip(
-          jax.tree_util.tree_leaves(before), jax.tree_util.tree_leaves(after))):
+      if any(not np.array_equal(x, y) for x, y in zip(before, after)):
         return
     with open(path, 'wb') as f:
       f.write(original)
@@ -252,8 +248,8 @@ def test_resume_skips_a_damaged_latest_step(reference, tmp_path, damage,
   manager = checkpointing.create_manager(workdir)
   abstract = jax.eval_shape(lambda: train.create_train_state(
       jax.random.PRNGKey(0), tiny_config, (4, 128, 32, 1)))
-  resume = train._resume  # pylint: disable=protected-access
-  step, state, meta = resume(manager, workdir, tiny_config, abstract)
+  step, state, meta = checkpointing.resume(manager, workdir,
+                                          tiny_config.to_dict(), abstract)
   manager.close()
   assert step == 6 and int(state.step) == 6 and meta['config']
   assert _steps(workdir) == [4, 6]
@@ -274,6 +270,43 @@ def test_non_finite_loss_stops_naming_step_and_a_complete_checkpoint(
   assert _steps(workdir) and _steps(workdir)[-1] == int(match.group(2))
   for step in _steps(workdir):
     for leaf in jax.tree_util.tree_leaves(_variables(workdir, step)):
+      assert np.all(np.isfinite(leaf)), step
+
+
+def _saved_arrays(workdir, step):
+  """Every array of a checkpoint's state: params, batch_stats, optimizer."""
+  device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+  manager = checkpointing.create_manager(workdir, read_only=True)
+  try:
+    state = manager.restore(step, args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(fallback_sharding=device))).state
+  finally:
+    manager.close()
+  return jax.tree_util.tree_leaves(state)
+
+
+def test_parameters_overflowing_before_the_loss_are_never_saved(
+    reference, data_flags, tmp_path):
+  """A learning rate beyond float32 (1e39 is inf there) makes the first
+  update of the rerun, step 9, inf/NaN while step 9's loss, computed with
+  step 8's parameters, is finite and logged: only the parameter check can
+  stop that save (with 1e30 the loss check fires first)."""
+  workdir = _copy(reference, tmp_path)
+  result = _run(workdir, data_flags, f'--config.train.num_steps={_STEPS + 2}',
+                '--config.train.learning_rate=1e39',
+                '--config.train.checkpoint_every=1')
+  assert result.returncode == 1
+  assert 'Traceback' not in result.stderr, result.stderr[-3000:]
+  last = result.stderr.strip().splitlines()[-1]
+  assert last == (f'error: non-finite parameters at step {_STEPS + 1}; '
+                  f'last good checkpoint: {_STEPS}')
+  step, loss = _losses(workdir)[-1]
+  assert step == _STEPS + 1 and np.isfinite(loss)
+  assert _steps(workdir) == [4, 6, 8]
+  assert not [n for n in os.listdir(checkpointing.checkpoint_dir(workdir))
+              if _TMP.match(n)]
+  for step in _steps(workdir):
+    for leaf in _saved_arrays(workdir, step):
       assert np.all(np.isfinite(leaf)), step
 
 

@@ -63,7 +63,7 @@ def test_train_writes_metrics_and_checkpoints(tiny_config, tmp_path):
   assert meta['config']['model']['encoder_channels'] == [4, 8]
   assert meta['normalizer']['root'] == 16.0
   abstract = jax.eval_shape(lambda: state)
-  restored = checkpointing.restore_state(manager, 6, abstract)
+  restored = checkpointing.restore_state(manager, 6, abstract, meta)
   for part in ('params', 'batch_stats', 'opt_state', 'step'):
     assert _leaves_equal(getattr(restored, part), getattr(state, part)), part
 
@@ -114,8 +114,7 @@ def test_command_line_override_reaches_the_model(corpus, tmp_path):
                   '--config.train.num_steps=2'] + _data_flags(corpus))
   assert result.returncode == 0, result.stderr[-2000:]
   assert 'trainable parameters' in result.stderr
-  manager = checkpointing.create_manager(workdir, read_only=True)
-  variables = checkpointing.restore_variables(manager, 2)
+  _, _, variables = checkpointing.read_for_inference(workdir, 2)
   assert variables['params']['Conv_0']['kernel'].shape[:2] == (3, 3)
 
 
