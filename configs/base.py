@@ -118,6 +118,17 @@ def get_config() -> ml_collections.ConfigDict:
   # range before mixing (pitch and formants together: other voices);
   # (1, 1) = off.
   config.noise.freq_scale = (1.0, 1.0)
+  # 'gain' kind: noisy = clean * g, g i.i.d. per bin from this distribution
+  # ('uniform' or 'loguniform') on this range (the 2020 competition's noise).
+  config.noise.gain_distribution = 'uniform'
+  config.noise.gain_range = (0.001, 2.0)
+  # 'fitted' kind: a noise model (mel_ae/noise_model.py) fitted to the
+  # unpaired noisy files by matching log-power histograms on this dB range
+  # (-40: the embedded corpus' float16 floor, 1e-4) in steps of model_db_step;
+  # fewer than model_min_frames noisy frames in all are refused.
+  config.noise.model_db_range = (-40.0, 30.0)
+  config.noise.model_db_step = 0.5
+  config.noise.model_min_frames = 32
 
   # Denoising a whole file: windows of chunk_frames outputs, each with
   # margin_frames of context per side (>= the model's receptive radius).

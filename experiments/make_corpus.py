@@ -16,6 +16,10 @@ Splits (ids are unique across all of them):
   noisy/noised_NNN.npy        noisy, 20 other sentences, no clean pair
   test/{noisy,clean}/...      30 pairs: noised_NNN.npy <-> NNN.npy
   <heldout_out>/{noisy,clean} 20 pairs, voice and noises unseen above
+The 2020 competition's noise, an i.i.d. per-bin gain (GAIN_RANGE) on the
+stored clean mel, on the same sentences:
+  gain/noisy/noised_NNN.npy       the 20 unpaired sentences of noisy/
+  gain/test/noisy/noised_NNN.npy  the 30 test sentences; clean in test/clean
 """
 import dataclasses
 import json
@@ -52,6 +56,7 @@ SPLITS = (('train', 100), ('noisy', 20), ('test', 30), ('heldout', 20))
 MAIN_NOISES = ('white', 'pink', 'brown', 'hum', 'babble')
 HELDOUT_NOISES = ('blue', 'band', 'bursts', 'clicks', 'tones')
 N_BABBLE = 12
+GAIN_RANGE = (0.001, 2.0)  # uniform per-bin gain of the gain/ family
 
 _WORDS = {
     'adj': 'quiet bright heavy narrow golden sudden ancient gentle broken '
@@ -151,10 +156,21 @@ def make_noise(kind: str, n: int, rng: np.random.Generator, babble_waves):
   raise ValueError(f'unknown noise {kind!r}')
 
 
+def stored(mel: np.ndarray) -> np.ndarray:
+  """float16, kept inside float16's normal range (no subnormals)."""
+  return np.maximum(mel, F16_MIN).astype(np.float16)
+
+
 def to_mel(wave: np.ndarray) -> np.ndarray:
-  """Stored form: float16 power mel, kept inside float16's normal range."""
-  mel = np.maximum(audio.audio_to_mel(wave, SPEC), F16_MIN)
-  return mel.astype(np.float16)
+  """Stored form of a wave: its float16 power mel."""
+  return stored(audio.audio_to_mel(wave, SPEC))
+
+
+def gain_noised(clean_mel: np.ndarray, seed: int, uid: int) -> np.ndarray:
+  """A stored clean mel times a gain drawn from U(GAIN_RANGE) per bin."""
+  rng = np.random.default_rng([seed, uid, 2])
+  return stored(clean_mel.astype(np.float64)
+                * rng.uniform(*GAIN_RANGE, clean_mel.shape))
 
 
 def floor_sigma(gain: float) -> float:
@@ -221,8 +237,14 @@ def build(seed: int):
       continue
     folder = 'noisy' if split == 'noisy' else f'{split}/noisy'
     yield f'{folder}/noised_{uid:03d}.npy', to_mel(clean + scaled_noise), entry
+    clean_mel = to_mel(clean)
     if split != 'noisy':
-      yield f'{split}/clean/{uid:03d}.npy', to_mel(clean), entry
+      yield f'{split}/clean/{uid:03d}.npy', clean_mel, entry
+    if split in ('noisy', 'test'):
+      gain_entry = {'text': entry['text'], 'espeak': entry['espeak'],
+                    'noise': 'gain', 'gain_range': list(GAIN_RANGE)}
+      yield (f'gain/{folder}/noised_{uid:03d}.npy',
+             gain_noised(clean_mel, seed, uid), gain_entry)
 
 
 def main(argv):

@@ -113,10 +113,11 @@ def batches(arrays: List[np.ndarray], batch_size: int,
 
 
 class NoisyCropSampler:
-  """Denoising pairs: clean crops with noise from a bank mixed in (in power),
-  both mapped to the model domain. Batch `step` depends on (seed, step) only."""
+  """Denoising pairs: clean crops corrupted by a noise bank (in power), both
+  mapped to the model domain. Batch `step` depends on (seed, step) only."""
 
-  def __init__(self, clean_power: Sequence[np.ndarray], bank, normalizer,
+  def __init__(self, clean_power: Sequence[np.ndarray],
+               bank: noise_bank.NoiseBank, normalizer,
                crop_frames: int, batch_size: int, seed: int, noise_config,
                centres_hz: np.ndarray):
     self._crops = CropSampler(clean_power, crop_frames, batch_size, seed)
@@ -138,10 +139,6 @@ class NoisyCropSampler:
   def __call__(self, step: int) -> dict:
     clean = self._warp(self._crops(step)[..., 0], step)
     rng = np.random.default_rng([self._seed, step, 1])
-    low, high = self._noise.snr_db
-    noisy = np.stack([
-        noise_bank.mix(c, self._bank.sample(rng, c.shape[1]),
-                       rng.uniform(low, high), self._noise.cross_std, rng)
-        for c in clean])
+    noisy = np.stack([self._bank.corrupt(c, rng) for c in clean])
     return {'input': self._normalizer.forward(noisy)[..., None],
             'target': self._normalizer.forward(clean)[..., None]}

@@ -1,39 +1,79 @@
 """Noise for denoising-mode training, in the power-mel domain.
 
-Independent signals add in power, so a noisy training input is the clean
-crop plus a scaled noise mel (optionally with a random cross-term, the
-|S||N|cos(phase) part that averages out over a mel band). The bank holds
-noise "textures": power mels of synthetic noise (white, pink, brown, hum),
-babble made of other clean training utterances, and noise estimated from
-the unpaired noisy files themselves (their quietest frames). Nothing here
-ever sees a test set's clean references: the bank is built only from the
-training folder and the unpaired noisy folder.
+A bank maps each noise kind to a corruption of a clean crop. Independent
+signals add in power, so most kinds mix a noise "texture" into the clean
+crop at a random SNR (optionally with a random cross-term, the
+|S||N|cos(phase) part that averages out over a mel band): synthetic noise
+(white, pink, brown, hum), babble made of other clean training utterances,
+and noise estimated from the unpaired noisy files themselves (their quietest
+frames). 'gain' multiplies every bin by an i.i.d. random gain (the 2020
+competition's noise), and 'fitted' draws from a noise model fitted to the
+unpaired noisy files (`noise_model.fit`). Nothing here ever sees a test
+set's clean references: the bank is built only from the training folder and
+the unpaired noisy folder.
 """
 import dataclasses
-from typing import Dict, List, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from mel_ae import audio
 from mel_ae import noise
+from mel_ae import noise_model
 
-KINDS = ('white', 'pink', 'brown', 'hum', 'babble', 'estimated')
+SYNTHETIC = ('white', 'pink', 'brown', 'hum')
+KINDS = SYNTHETIC + ('babble', 'estimated', 'gain', 'fitted')
+# clean crop (n_mels, T), rng -> noisy crop (n_mels, T) float64
+Corruption = Callable[[np.ndarray, np.random.Generator], np.ndarray]
+
+
+@dataclasses.dataclass(frozen=True)
+class Additive:
+  """Textures (power mels of mean 1) mixed in at an SNR drawn per crop."""
+  textures: Tuple[np.ndarray, ...]
+  snr_db: Tuple[float, float]
+  cross_std: float = 0.0
+
+  def __call__(self, clean: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    frames = clean.shape[1]
+    texture = self.textures[rng.integers(len(self.textures))]
+    if texture.shape[1] < frames:
+      texture = np.tile(texture, (1, -(-frames // texture.shape[1])))
+    start = rng.integers(texture.shape[1] - frames + 1)
+    return mix(clean, texture[:, start:start + frames],
+               rng.uniform(*self.snr_db), self.cross_std, rng)
+
+
+@dataclasses.dataclass(frozen=True)
+class Gain:
+  """clean * g, with g i.i.d. per bin."""
+  distribution: str  # one of noise_model.GAIN_DISTRIBUTIONS
+  gain_range: Tuple[float, float]
+
+  def __post_init__(self):
+    low, high = self.gain_range
+    if (self.distribution not in noise_model.GAIN_DISTRIBUTIONS
+        or not 0 < low <= high):
+      raise ValueError(
+          f'noise.gain_distribution must be one of '
+          f'{noise_model.GAIN_DISTRIBUTIONS} and noise.gain_range (low, high) '
+          f'with 0 < low <= high; got {self.distribution!r}, {self.gain_range}')
+
+  def __call__(self, clean: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    return np.asarray(clean, np.float64) * noise_model.gain_from_uniform(
+        self.distribution, self.gain_range, rng.random(clean.shape))
 
 
 @dataclasses.dataclass(frozen=True)
 class NoiseBank:
-  """Noise textures by kind; each texture is a power mel of mean 1."""
-  textures: Dict[str, Tuple[np.ndarray, ...]]
+  """Corruptions by kind, and the fitted noise model if one was used."""
+  corruptions: Dict[str, Corruption]
+  model: Optional[noise_model.NoiseModel] = None
 
-  def sample(self, rng: np.random.Generator, frames: int) -> np.ndarray:
-    """A (n_mels, frames) noise crop from a kind chosen uniformly."""
-    kind = list(self.textures)[rng.integers(len(self.textures))]
-    options = self.textures[kind]
-    texture = options[rng.integers(len(options))]
-    if texture.shape[1] < frames:
-      texture = np.tile(texture, (1, -(-frames // texture.shape[1])))
-    start = rng.integers(texture.shape[1] - frames + 1)
-    return texture[:, start:start + frames]
+  def corrupt(self, clean: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """clean (n_mels, T) through a kind chosen uniformly; float64, >= 0."""
+    kind = list(self.corruptions)[rng.integers(len(self.corruptions))]
+    return self.corruptions[kind](clean, rng)
 
 
 def _unit_mean(mel: np.ndarray) -> np.ndarray:
@@ -81,34 +121,57 @@ def babble_textures(clean: Sequence[np.ndarray], count: int, talkers: int,
 def estimated_textures(noisy: Sequence[np.ndarray],
                        quiet_fraction: float) -> List[np.ndarray]:
   """The quietest frames of each unpaired noisy file: mostly noise alone."""
-  textures = []
-  for mel in noisy:
-    n = max(1, int(round(quiet_fraction * mel.shape[1])))
-    quiet = np.sort(np.argsort(mel.sum(axis=0), kind='stable')[:n])
-    textures.append(_unit_mean(mel[:, quiet]))
-  return textures
+  return [_unit_mean(noise_model.quiet_frames(mel, quiet_fraction))
+          for mel in noisy]
 
 
-def build_noise_bank(noise_config, spec: audio.MelSpec,
-                     clean: Sequence[np.ndarray], noisy: Sequence[np.ndarray],
-                     seed: int) -> NoiseBank:
-  """The bank the config asks for; 'estimated' needs unpaired noisy files."""
+def _textures(kind: str, noise_config, spec: audio.MelSpec,
+              clean: Sequence[np.ndarray], noisy: Sequence[np.ndarray],
+              rng: np.random.Generator) -> Optional[List[np.ndarray]]:
+  """An additive kind's textures; None where the kind has no source here."""
+  if kind in SYNTHETIC:
+    return synthetic_textures(kind, spec, noise_config.seconds, rng)
+  if kind == 'babble':
+    return babble_textures(
+        clean, noise_config.babble_textures,
+        min(noise_config.babble_talkers, len(clean)),
+        noise_config.babble_frames, rng, noise_config.babble_freq_scale,
+        audio.band_centres_hz(spec))
+  if kind == 'estimated' and noisy:
+    return estimated_textures(noisy, noise_config.quiet_fraction)
+  return None
+
+
+def build_noise_bank(
+    noise_config, spec: audio.MelSpec, clean: Sequence[np.ndarray],
+    noisy: Sequence[np.ndarray], seed: int,
+    model: Optional[noise_model.NoiseModel] = None) -> NoiseBank:
+  """The bank the config asks for, from training and unpaired noisy files.
+
+  'estimated' needs unpaired noisy files, and so does 'fitted' unless a
+  fitted `model` is given; it is fitted here otherwise (NoiseModelError if
+  the files cannot be fitted) and returned as `bank.model`.
+  """
   rng = np.random.default_rng([seed, 0xB0A7])
-  textures = {}
+  corruptions = {}
   for kind in noise_config.kinds:
-    if kind in ('white', 'pink', 'brown', 'hum'):
-      textures[kind] = synthetic_textures(kind, spec, noise_config.seconds, rng)
-    elif kind == 'babble':
-      textures[kind] = babble_textures(
-          clean, noise_config.babble_textures, min(noise_config.babble_talkers,
-                                                   len(clean)),
-          noise_config.babble_frames, rng, noise_config.babble_freq_scale,
-          audio.band_centres_hz(spec))
-    elif kind == 'estimated' and noisy:
-      textures[kind] = estimated_textures(noisy, noise_config.quiet_fraction)
-  if not textures:
+    if kind == 'gain':
+      corruptions[kind] = Gain(noise_config.gain_distribution,
+                               tuple(noise_config.gain_range))
+    elif kind == 'fitted':
+      if model is None and noisy:
+        model = noise_model.fit(clean, noisy, noise_config, spec, seed)
+      if model is not None:
+        corruptions[kind] = model.simulate
+    else:
+      textures = _textures(kind, noise_config, spec, clean, noisy, rng)
+      if textures is not None:
+        corruptions[kind] = Additive(tuple(textures),
+                                     tuple(noise_config.snr_db),
+                                     noise_config.cross_std)
+  if not corruptions:
     raise ValueError(f'no noise source available for kinds {noise_config.kinds}')
-  return NoiseBank({k: tuple(v) for k, v in textures.items()})
+  return NoiseBank(corruptions, model)
 
 
 def mix(clean: np.ndarray, noise_mel: np.ndarray, snr_db: float,

@@ -1,5 +1,6 @@
 """The shipped corpus is what experiments/make_corpus.py makes, and the
 oracle analysis built on regenerating it measures what it says."""
+import json
 import os
 import shutil
 
@@ -24,7 +25,29 @@ def test_corpus_regenerates_byte_identical():
     path = os.path.join(_REPO, _ROOTS[prefix], rel.removeprefix(prefix))
     np.testing.assert_array_equal(mel_io.read_npy(path), mel, err_msg=path)
     count += 1
-  assert count == 100 + 20 + 2 * 30 + 2 * 20
+  # train, noisy, test pairs, held-out pairs, the gain family's 20 + 30.
+  assert count == 100 + 20 + 2 * 30 + 2 * 20 + 20 + 30
+
+
+def test_gain_family_is_the_stored_clean_times_a_seeded_uniform_gain():
+  """Needs no espeak-ng: the gain test files come from test/clean alone."""
+  corpus = os.path.join(_REPO, 'mel_ae', 'corpus')
+  with open(os.path.join(corpus, 'manifest.json')) as f:
+    files = json.load(f)['files']
+  gain_files = [k for k in files if k.startswith('gain/')]
+  assert len(gain_files) == 20 + 30
+  for key in gain_files:
+    uid = int(key[-7:-4])
+    assert files[key]['noise'] == 'gain'
+    assert tuple(files[key]['gain_range']) == make_corpus.GAIN_RANGE
+    unpaired = files.get(f'noisy/noised_{uid:03d}.npy')
+    paired = files.get(f'test/noisy/noised_{uid:03d}.npy')
+    assert files[key]['text'] == (unpaired or paired)['text']
+    if paired:
+      clean = mel_io.read_npy(os.path.join(corpus, f'test/clean/{uid:03d}.npy'))
+      np.testing.assert_array_equal(
+          mel_io.read_npy(os.path.join(corpus, key)),
+          make_corpus.gain_noised(clean, 0, uid), err_msg=key)
 
 
 def test_oracles_subtract_the_noise_they_are_given():

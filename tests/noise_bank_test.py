@@ -35,11 +35,11 @@ def test_bank_has_every_kind_and_unit_mean_textures(tiny_config):
   noisy = [c + rng.exponential(1.0, c.shape) for c in clean[:2]]
   bank = noise_bank.build_noise_bank(tiny_config.noise, audio.MelSpec(), clean,
                                      noisy, seed=0)
-  assert set(bank.textures) == set(noise_bank.KINDS)
-  for textures in bank.textures.values():
-    for t in textures:
+  assert set(bank.corruptions) == set(tiny_config.noise.kinds)
+  for additive in bank.corruptions.values():
+    for t in additive.textures:
       assert t.shape[0] == 128 and abs(t.mean() - 1) < 1e-9
-  assert bank.sample(rng, 300).shape == (128, 300)
+  assert bank.corrupt(fake_mel(rng, 300), rng).shape == (128, 300)
 
 
 def test_warp_frequency_moves_a_tone_to_the_scaled_frequency():

@@ -1,0 +1,125 @@
+"""The noise model fitted from unpaired noisy files: it tells the embedded
+corpus' gain family from its additive one, refuses what it cannot fit, and
+the 'fitted' bank kind draws noise that looks like the noisy files."""
+import functools
+import json
+import os
+
+import numpy as np
+import pytest
+
+from configs import base
+from mel_ae import audio
+from mel_ae import input_pipeline
+from mel_ae import noise
+from mel_ae import noise_bank
+from mel_ae import noise_model
+
+_CORPUS = os.path.join(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))), 'mel_ae', 'corpus')
+_SPEC = audio.MelSpec()
+# The embedded gain family's noise: clean * U(0.001, 2.0) per bin.
+_GAIN_STD = noise_model.log_gain_std('uniform', (0.001, 2.0))
+
+
+@functools.lru_cache(maxsize=None)
+def _folder(*parts):
+  """The files as training loads them (float32)."""
+  return input_pipeline.load_folder(os.path.join(_CORPUS, *parts), _SPEC,
+                                    1).mels
+
+
+@functools.lru_cache(maxsize=None)
+def _fit(*noisy_parts):
+  return noise_model.fit(_folder('train'), _folder(*noisy_parts),
+                         base.get_config().noise, _SPEC, seed=0)
+
+
+def test_fit_finds_the_competition_gain_and_no_floor_on_the_gain_corpus():
+  model = _fit('gain', 'noisy')
+  low, high = model.gain_range
+  # Measured: U(0.0002, 1.89), log-gain std 1.00 (0.985 for U(0.001, 2)).
+  # The upper end follows the mean power, and the clean versions of these 20
+  # sentences carry 5.2 % less power than the training files.
+  assert high == pytest.approx(2.0, rel=0.10) and low < 0.05
+  assert model.log_gain_std == pytest.approx(_GAIN_STD, rel=0.10)
+  # No large additive floor: measured 21 dB below the clean files' quiet
+  # frames (a floor as loud as theirs would be 0 dB).
+  assert model.floor_mean_db < model.clean_floor_db - 10
+  assert model.distance < 0.25 * model.clean_distance
+
+
+def test_fit_finds_an_additive_floor_and_no_gain_on_the_additive_corpus():
+  model = _fit('noisy')
+  # Measured: log-gain std 0.00, mean floor 5.3 dB above the clean quiet
+  # frames, level std 8.5 dB between files (SNRs 0-15 dB, five noises).
+  assert model.log_gain_std < 0.2 * _GAIN_STD
+  assert model.floor_mean_db > model.clean_floor_db + 3
+  assert model.file_std_db > 3
+  assert model.distance < 0.5 * model.clean_distance
+
+
+def test_fit_recovers_the_parameters_of_its_own_simulation():
+  config = base.get_config().noise
+  truth = noise_model.NoiseModel(
+      'uniform', (0.3, 1.5), (-25.0,) * 128,
+      tuple(noise_model.band_dof(_SPEC)), 0.0, 4.0, 0.0, 0.0, 0.0)
+  rng = np.random.default_rng(5)
+  noisy = [truth.simulate(c, rng) for c in _folder('test', 'clean')]
+  model = noise_model.fit(_folder('train'), noisy, config, _SPEC, seed=0)
+  # Measured: log-gain std 0.43 (0.44 drawn), floor -25.4 dB median, 3.4 dB
+  # frame to frame (4 drawn).
+  assert model.log_gain_std == pytest.approx(truth.log_gain_std, rel=0.10)
+  assert model.floor_median_db == pytest.approx(-25.0, abs=3.0)
+  assert model.frame_std_db == pytest.approx(4.0, abs=1.5)
+
+
+def test_band_dof_is_white_noises_measured_fluctuation():
+  rng = np.random.default_rng(0)
+  mel = audio.audio_to_mel(noise.white(30 * _SPEC.sr, rng).astype(np.float32),
+                           _SPEC).astype(np.float64)
+  measured = mel.mean(axis=1) ** 2 / mel.var(axis=1)
+  # 1,300 frames: each band's variance is known to about 10 %.
+  np.testing.assert_allclose(measured[1:], noise_model.band_dof(_SPEC)[1:],
+                             rtol=0.2)
+
+
+@pytest.mark.parametrize('noisy, message', [
+    ([np.ones((128, 3))] * 2, '6 frames in all, the fit needs at least 32'),
+    ([np.zeros((128, 50))] * 2, r'no value above -40 dB \(all zeros\?\)'),
+])
+def test_fit_refuses_what_it_cannot_fit_in_one_line(noisy, message):
+  with pytest.raises(noise_model.NoiseModelError,
+                     match='noise model: /data/noisy: ' + message) as error:
+    noise_model.fit(_folder('train'), noisy, base.get_config().noise, _SPEC, 0,
+                    source='/data/noisy')
+  assert isinstance(error.value, ValueError) and '\n' not in str(error.value)
+
+
+def test_model_round_trips_through_json_and_the_workdir(tmp_path):
+  model = _fit('gain', 'noisy')
+  assert noise_model.NoiseModel.from_dict(
+      json.loads(json.dumps(model.to_dict()))) == model
+  noisy = _folder('gain', 'noisy')
+  noise_model.write(str(tmp_path), model, _folder('train')[:10], noisy[:5],
+                    base.get_config().noise, seed=0)
+  assert noise_model.load(str(tmp_path / 'noise_model.json')) == model
+  assert (tmp_path / 'noise_model.png').stat().st_size > 10_000
+  assert model.summary().startswith('noise model: multiplicative gain U(')
+  assert '\n' not in model.summary()
+
+
+def test_fitted_kind_draws_crops_that_look_like_the_noisy_files():
+  config = base.get_config().noise
+  config.kinds = ('fitted',)
+  clean, noisy = _folder('train'), _folder('gain', 'noisy')
+  bank = noise_bank.build_noise_bank(config, _SPEC, clean, noisy, seed=0)
+  assert bank.model == _fit('gain', 'noisy')
+  rng = np.random.default_rng(0)
+  drawn = [bank.corrupt(c, rng) for c in clean[:40]]
+  # Measured: 0.39 against 6.7 for the clean files as they are.
+  assert (noise_model.histogram_distance(drawn, noisy, config)
+          < 0.25 * noise_model.histogram_distance(clean, noisy, config))
+  # A model handed in is used as it is: no noisy files needed.
+  again = noise_bank.build_noise_bank(config, _SPEC, clean, [], 0, bank.model)
+  assert again.model is bank.model and set(again.corruptions) == {'fitted'}
