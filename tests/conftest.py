@@ -56,6 +56,17 @@ def make_tiny_config(corpus: dict):
   return config
 
 
+def as_denoise(config, kinds=None):
+  """A tiny config in denoise mode: noise from the bank (of `kinds`, default
+  the config's), 2 s textures, a residual output."""
+  config.train.mode = 'denoise'
+  config.model.output_mode = 'residual'
+  config.noise.seconds = 2.0
+  if kinds is not None:
+    config.noise.kinds = kinds
+  return config
+
+
 @pytest.fixture
 def tiny_config(corpus):
   return make_tiny_config(corpus)

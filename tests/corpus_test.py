@@ -3,6 +3,8 @@ oracle analysis built on regenerating it measures what it says."""
 import json
 import os
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -11,20 +13,41 @@ from experiments import make_corpus
 from experiments import oracle
 from mel_ae import mel_io
 
-_ROOTS = {'heldout/': 'experiments/data/heldout/', '': 'mel_ae/corpus/'}
+# make_corpus flag -> the folder it writes in the repository.
+_ROOTS = {'out': 'mel_ae/corpus', 'heldout_out': 'experiments/data/heldout'}
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _data_files(root):
+  """Paths under `root` of every file but the hand-written READMEs."""
+  return sorted(os.path.relpath(os.path.join(folder, name), root)
+                for folder, _, names in os.walk(root) for name in names
+                if name != 'README.md')
 
 
 @pytest.mark.skipif(shutil.which('espeak-ng') is None,
                     reason='espeak-ng (apt-get install espeak-ng) synthesises'
                     ' the corpus')
-def test_corpus_regenerates_byte_identical():
+def test_corpus_regenerates_byte_identical(tmp_path):
+  """The documented command writes every shipped file and manifest byte for
+  byte, and no other file."""
+  out = {flag: str(tmp_path / flag) for flag in _ROOTS}
+  result = subprocess.run(
+      [sys.executable, '-m', 'experiments.make_corpus'] +
+      [f'--{flag}={folder}' for flag, folder in out.items()],
+      cwd=_REPO, capture_output=True, text=True, timeout=600)
+  assert result.returncode == 0, result.stderr[-3000:]
   count = 0
-  for rel, mel, _ in make_corpus.build(0):
-    prefix = 'heldout/' if rel.startswith('heldout/') else ''
-    path = os.path.join(_REPO, _ROOTS[prefix], rel.removeprefix(prefix))
-    np.testing.assert_array_equal(mel_io.read_npy(path), mel, err_msg=path)
-    count += 1
+  for flag, shipped in _ROOTS.items():
+    names = _data_files(os.path.join(_REPO, shipped))
+    assert 'manifest.json' in names
+    assert _data_files(out[flag]) == names
+    for name in names:
+      with open(os.path.join(_REPO, shipped, name), 'rb') as f:
+        expected = f.read()
+      with open(os.path.join(out[flag], name), 'rb') as f:
+        assert f.read() == expected, os.path.join(shipped, name)
+    count += sum(name.endswith('.npy') for name in names)
   # train, noisy, test pairs, held-out pairs, the gain family's 20 + 30.
   assert count == 100 + 20 + 2 * 30 + 2 * 20 + 20 + 30
 

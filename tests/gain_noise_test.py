@@ -3,6 +3,7 @@ generalised bank: seeded, the configured distribution, old kinds untouched."""
 import numpy as np
 import pytest
 
+from conftest import as_denoise
 from conftest import fake_mel
 from mel_ae import audio
 from mel_ae import noise_bank
@@ -14,14 +15,6 @@ from mel_ae import train
 # 'fitted' existed (commit 18bb838): the generalised bank must not move them.
 _GOLDEN_SUMS = {1: 11885.556764751673, 2: 10816.722467631102,
                 3: 11848.774231255054}
-
-
-def _denoise_config(config, kinds):
-  config.train.mode = 'denoise'
-  config.model.output_mode = 'residual'
-  config.noise.seconds = 2.0
-  config.noise.kinds = kinds
-  return config
 
 
 @pytest.mark.parametrize('distribution, gain_range', [
@@ -53,7 +46,7 @@ def test_gain_kind_draws_the_configured_distribution(tiny_config, distribution,
 
 
 def test_gain_kind_is_seeded_and_a_pure_function_of_the_step(tiny_config):
-  config = _denoise_config(tiny_config, ('gain',))
+  config = as_denoise(tiny_config, ('gain',))
   data = train.load_data(config)
   first, again = train.make_sampler(config, data), train.make_sampler(config,
                                                                       data)
@@ -65,7 +58,7 @@ def test_gain_kind_is_seeded_and_a_pure_function_of_the_step(tiny_config):
 
 
 def test_existing_kinds_give_the_batches_they_gave_before(tiny_config):
-  config = _denoise_config(tiny_config, noise_bank.SYNTHETIC
+  config = as_denoise(tiny_config, noise_bank.SYNTHETIC
                            + ('babble', 'estimated'))
   config.noise.cross_std = 0.4
   config.data.noisy_dir = config.data.test_noisy_dir  # 'estimated' needs one

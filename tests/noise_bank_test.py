@@ -6,6 +6,7 @@ import jax
 import numpy as np
 import pytest
 
+from conftest import as_denoise
 from conftest import fake_mel
 from mel_ae import audio
 from mel_ae import input_pipeline
@@ -62,7 +63,7 @@ def test_warp_frequency_moves_a_tone_to_the_scaled_frequency():
 
 
 def test_frequency_scaling_is_seeded_and_off_by_default(tiny_config):
-  config = _denoise_config(tiny_config)
+  config = as_denoise(tiny_config)
   data = train.load_data(config)
   plain = train.make_sampler(config, data)(3)
   config.noise.freq_scale = (0.75, 1.5)
@@ -96,21 +97,19 @@ def test_config_refuses_bad_frequency_scales(tiny_config, field):
     train.validate_config(tiny_config)
 
 
-def _denoise_config(config):
-  config.train.mode = 'denoise'
-  config.model.output_mode = 'residual'
-  config.noise.seconds = 2.0
-  return config
-
-
-# 'subtract' starts near spectral subtraction, so its loss starts lower and
-# its bounded gain moves it less in 12 steps.
-@pytest.mark.parametrize('output_mode, factor', [('residual', 0.7),
-                                                 ('subtract', 0.97)])
-def test_a_few_denoise_steps_lower_the_noisy_to_clean_loss(tiny_config,
-                                                           output_mode, factor):
-  config = _denoise_config(tiny_config)
+# Last/first loss over 12 steps, measured with corpus, init and sampler seed
+# s (write_corpus(seed=s), PRNGKey(s), config.seed = s): 'residual' at lr
+# 1e-3, 0.17-0.50 for s = 0-9 (0.7 leaves 0.2). 'subtract' starts near
+# spectral subtraction and its bounded gain moves slowly: at lr 1e-3 it was
+# 0.72-0.96 (a 3 % line sat inside the spread), at lr 1e-2 0.23-0.83 for
+# s = 0-29 (0.95 leaves 0.12).
+@pytest.mark.parametrize('output_mode, learning_rate, factor', [
+    ('residual', 1e-3, 0.7), ('subtract', 1e-2, 0.95)])
+def test_a_few_denoise_steps_lower_the_noisy_to_clean_loss(
+    tiny_config, output_mode, learning_rate, factor):
+  config = as_denoise(tiny_config)
   config.model.output_mode = output_mode
+  config.train.learning_rate = learning_rate
   config.model.mask_exponent = 1 / config.data.root
   data = train.load_data(config)
   batch = train.make_sampler(config, data)(1)
@@ -126,7 +125,7 @@ def test_a_few_denoise_steps_lower_the_noisy_to_clean_loss(tiny_config,
 
 
 def test_training_never_reads_test_clean_references(tiny_config, monkeypatch):
-  config = _denoise_config(tiny_config)
+  config = as_denoise(tiny_config)
   config.data.noisy_dir = config.data.test_noisy_dir  # transductive, allowed
   refs = os.path.realpath(config.data.test_clean_dir)
   reads = []
