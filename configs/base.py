@@ -39,11 +39,17 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.test_clean_dir = os.path.join(_CORPUS, 'test', 'clean')
   config.data.crop_frames = 128
   config.data.val_fraction = 0.1  # clean files held out for validation
-  config.data.transform = 'root'  # 'root' (x ** (1/root)) or 'db'
+  # 'root' (x ** (1/root)), 'db' or 'log' (ln(x + log_eps)); each then
+  # scaled so the training files lie in [0, 1] (mel_ae/features.py).
+  config.data.transform = 'root'
   config.data.root = 16.0
   config.data.top_db = 80.0  # dynamic range kept by transform='db'
+  config.data.log_eps = 1e-6  # transform='log'
+  config.data.time_flip = False  # each training crop reversed in time, p=1/2
 
   config.model = ml_collections.ConfigDict()
+  config.model.name = 'autoencoder'  # or 'unet' (models.UNet)
+  # 'unet': the channels of each level (each level halves the resolution).
   config.model.encoder_channels = (8, 16, 32)
   config.model.decoder_channels = (16, 8)
   config.model.kernel_size = 5
@@ -85,10 +91,17 @@ def get_config() -> ml_collections.ConfigDict:
   # > 0 weights the loss toward raw power (the competition metric): each
   # bin's squared error is scaled by 1 + w * (d power / d model value)^2.
   config.train.loss_power_weight = 0.0
+  # 'model': MSE in the model domain (with loss_power_weight above);
+  # 'power': MSE in raw power, the competition metric, plus loss_log_weight
+  # times the MSE of ln power floored 80 dB below each target's peak (the
+  # quiet bins LSD measures and a raw-power loss ignores).
+  config.train.loss = 'model'
+  config.train.loss_log_weight = 0.0
   config.train.num_steps = 1000  # about 5.5 minutes on 2 CPU cores
   config.train.batch_size = 16
   config.train.learning_rate = 1e-3
-  config.train.lr_schedule = 'constant'  # 'constant' or 'cosine'
+  config.train.lr_schedule = 'constant'  # 'constant', 'cosine', 'one_cycle'
+  config.train.weight_decay = 0.0  # > 0: AdamW
   config.train.warmup_steps = 0
   config.train.adam_eps = 1e-7  # Keras' default, as in the seed
   config.train.grad_clip_norm = 0.0  # 0: no clipping
@@ -104,6 +117,9 @@ def get_config() -> ml_collections.ConfigDict:
   # Noise mixed into clean crops in train.mode='denoise'.
   config.noise = ml_collections.ConfigDict()
   config.noise.kinds = ('white', 'pink', 'brown', 'hum', 'babble', 'estimated')
+  # Used instead of noise.kinds when none of those has a source (e.g. only
+  # 'fitted', and no unpaired noisy files): training says so in one line.
+  config.noise.fallback_kinds = ('white', 'pink', 'brown', 'hum', 'babble')
   config.noise.snr_db = (0.0, 15.0)  # uniform range, per example
   config.noise.cross_std = 0.0  # random |S||N|cos term; 0 = powers add
   config.noise.seconds = 20.0  # length of each synthetic noise texture
@@ -136,4 +152,6 @@ def get_config() -> ml_collections.ConfigDict:
   config.infer.chunk_frames = 512
   config.infer.margin_frames = 64
   config.infer.batch_size = 4
+  # Also denoise the time-reversed mel and average the two (in power).
+  config.infer.flip_average = False
   return config

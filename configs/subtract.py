@@ -1,6 +1,6 @@
-"""Noise-aware training: noisy crops in, a learned spectral subtraction out.
+"""A learned spectral subtraction for additive noise (an earlier recipe).
 
-  python -m mel_ae.main --config=configs/denoise.py --workdir=runs/denoise
+  python -m mel_ae.main --config=configs/subtract.py --workdir=runs/subtract
 
 Inputs are clean training crops with noise from the bank mixed in (white,
 pink, brown and hum noise, babble of other training utterances, and noise
@@ -13,7 +13,8 @@ speech bin can lose at most `max_subtraction` noise floors, so a voice the
 model never heard passes (a free mask, `--config.model.output_mode=mask`,
 scores better on the training voice and removes other voices; see
 experiments/README.md). The loss is weighted toward raw power, and a
-full-resolution skip keeps detail that the pooling would lose.
+full-resolution skip keeps detail that the pooling would lose. It knows
+additive noise only; configs/denoise.py learns whatever the noisy files have.
 """
 from configs import base
 

@@ -5,7 +5,10 @@ by the largest compressed value of the training files, so inputs lie in
 [0, 1]. The normaliser is fitted once on the training files and travels with
 the checkpoint (`to_dict` / `from_dict`), so inference never refits it.
 `kind='db'` is the log alternative used in ablations: 10 log10(x + eps),
-mapped linearly so that [max - top_db, max] becomes [0, 1].
+mapped linearly so that [max - top_db, max] becomes [0, 1]. `kind='log'` is
+ln(x + log_eps) - ln(max + log_eps): natural-log units (a residual of r in
+this domain is a gain of e^r on power, models.UNet), 0 at the training
+maximum, exactly invertible.
 """
 import dataclasses
 from typing import Iterable
@@ -13,23 +16,31 @@ from typing import Iterable
 import numpy as np
 
 _DB_EPS = 1e-10
+KINDS = ('root', 'db', 'log')
+# kind='log' inverts at most to e^10 times the training maximum: a wild
+# prediction early in training then gives a large but finite raw-power loss
+# (its square fits float32), not inf.
+_MAX_LOG_GAIN = 10.0
 
 
 @dataclasses.dataclass(frozen=True)
 class Normalizer:
   """Maps power mels to [0, 1] and back. Fields are JSON-friendly."""
-  kind: str = 'root'     # 'root' or 'db'
+  kind: str = 'root'     # one of KINDS
   root: float = 16.0     # compression root for kind='root'
   top_db: float = 80.0   # dynamic range kept for kind='db'
-  scale: float = 1.0     # max of the compressed training values
-  offset: float = 0.0    # subtracted before scaling (db only)
+  scale: float = 1.0     # max of the compressed training values (root)
+  offset: float = 0.0    # subtracted before scaling (db, log)
+  log_eps: float = 1e-6  # added to power before the log (kind='log')
 
   def compress(self, power: np.ndarray) -> np.ndarray:
     if self.kind == 'root':
       return np.power(power, 1.0 / self.root)
     if self.kind == 'db':
       return 10.0 * np.log10(power + _DB_EPS)
-    raise ValueError(f'unknown transform kind {self.kind!r} (root or db)')
+    if self.kind == 'log':
+      return np.log(power + self.log_eps)
+    raise ValueError(f'unknown transform kind {self.kind!r}, one of {KINDS}')
 
   def forward(self, power: np.ndarray) -> np.ndarray:
     """Power mel -> model domain (float32)."""
@@ -39,13 +50,17 @@ class Normalizer:
     return z.astype(np.float32)
 
   def inverse(self, z, xp=np):
-    """Model domain -> power mel; exact inverse of `forward` for kind='root'.
+    """Model domain -> power mel; the exact inverse of `forward` for the
+    root and log kinds (values below 0 go to 0 power for root).
 
     `xp=jax.numpy` gives a differentiable version for losses in raw power.
     """
     c = (np.asarray(z, np.float64) if xp is np else z) * self.scale + self.offset
     if self.kind == 'root':
       return xp.power(xp.clip(c, 0.0, None), self.root)
+    if self.kind == 'log':
+      c = xp.minimum(c, self.offset + _MAX_LOG_GAIN)
+      return xp.clip(xp.exp(c) - self.log_eps, 0.0, None)
     return xp.clip(xp.power(10.0, c / 10.0) - _DB_EPS, 0.0, None)
 
   def to_dict(self) -> dict:
@@ -57,13 +72,16 @@ class Normalizer:
 
 
 def fit_normalizer(mels: Iterable[np.ndarray], kind: str = 'root',
-                   root: float = 16.0, top_db: float = 80.0) -> Normalizer:
-  """Fits the scale (and dB offset) on training power mels."""
-  probe = Normalizer(kind=kind, root=root, top_db=top_db)
+                   root: float = 16.0, top_db: float = 80.0,
+                   log_eps: float = 1e-6) -> Normalizer:
+  """Fits the scale (and offset) on training power mels."""
+  probe = Normalizer(kind=kind, root=root, top_db=top_db, log_eps=log_eps)
   peak = max(float(np.max(probe.compress(np.asarray(m, np.float64))))
              for m in mels)
   if kind == 'db':
     return dataclasses.replace(probe, offset=peak - top_db, scale=top_db)
-  if peak <= 0:
+  if peak <= (np.log(log_eps) if kind == 'log' else 0.0):
     raise ValueError('training mels are all zero: cannot fit the normaliser')
+  if kind == 'log':
+    return dataclasses.replace(probe, offset=peak, scale=1.0)
   return dataclasses.replace(probe, scale=peak)

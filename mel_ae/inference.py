@@ -8,7 +8,7 @@ running the model over the whole file at once.
 """
 import dataclasses
 import functools
-from typing import Any, Dict, List, Sequence, Union
+from typing import Any, Dict, List, Sequence, Tuple, Union
 
 import flax.linen as nn
 import jax
@@ -22,6 +22,15 @@ from mel_ae import features
 from mel_ae import input_pipeline
 from mel_ae import mel_io
 from mel_ae import models
+
+
+def check_config(infer, stride: int) -> List[Tuple[bool, str]]:
+  """(ok, message) pairs for config.infer; `stride` is the model's."""
+  return [(infer.chunk_frames % stride == 0 and infer.margin_frames % stride == 0
+           and infer.chunk_frames > 0 and infer.margin_frames >= 0,
+           'infer.chunk_frames and infer.margin_frames must be multiples of '
+           f"the model's stride {stride}"),
+          (infer.batch_size >= 1, 'infer.batch_size must be >= 1')]
 
 
 @functools.partial(jax.jit, static_argnums=0)
@@ -60,12 +69,21 @@ def denoise_model_domain(model: nn.Module, variables: Dict[str, Any],
 def denoise_power(model: nn.Module, variables: Dict[str, Any],
                   normalizer: features.Normalizer,
                   mels: Sequence[np.ndarray], infer_config) -> List[np.ndarray]:
-  """Power mels in, power mels out (float32), through the model domain."""
-  outs = denoise_model_domain(
-      model, variables, [normalizer.forward(m) for m in mels],
-      infer_config.chunk_frames, infer_config.margin_frames,
-      infer_config.batch_size)
-  return [normalizer.inverse(o).astype(np.float32) for o in outs]
+  """Power mels in, power mels out (float32), through the model domain.
+
+  With infer.flip_average, the mean (in power) of the denoised mel and of
+  the denoised time reversal, reversed back.
+  """
+  def run(model_domain):
+    return [normalizer.inverse(o) for o in denoise_model_domain(
+        model, variables, model_domain, infer_config.chunk_frames,
+        infer_config.margin_frames, infer_config.batch_size)]
+  z = [normalizer.forward(m) for m in mels]
+  power = run(z)
+  if infer_config.get('flip_average', False):
+    flipped = run([x[:, ::-1] for x in z])
+    power = [(p + f[:, ::-1]) / 2 for p, f in zip(power, flipped)]
+  return [p.astype(np.float32) for p in power]
 
 
 def _tuples(value):

@@ -5,13 +5,42 @@ batch `k` is a pure function of `(seed, k)`, so a resumed run sees exactly
 the batches an uninterrupted one would have seen.
 """
 import dataclasses
+import os
 from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from mel_ae import audio
+from mel_ae import features
 from mel_ae import mel_io
 from mel_ae import noise_bank
+
+
+def check_config(d, stride: int) -> List[Tuple[bool, str]]:
+  """(ok, message) pairs for config.data; `stride` is the model's."""
+  checks = [
+      (d.crop_frames >= stride and d.crop_frames % stride == 0,
+       f'data.crop_frames={d.crop_frames} is not a multiple of the model\'s '
+       f'stride {stride}'),
+      (d.transform in features.KINDS,
+       f'data.transform must be one of {features.KINDS}'),
+      (d.log_eps > 0, 'data.log_eps must be > 0'),
+      (0 <= d.val_fraction < 1, 'data.val_fraction must be in [0, 1)'),
+      (os.path.isdir(d.train_dir), f'data.train_dir {d.train_dir} does not exist'),
+      (bool(d.test_noisy_dir) == bool(d.test_clean_dir),
+       'set both data.test_noisy_dir and data.test_clean_dir, or neither'),
+  ]
+  for folder in ('noisy_dir', 'test_noisy_dir', 'test_clean_dir'):
+    checks.append((not d[folder] or os.path.isdir(d[folder]),
+                   f'data.{folder} {d[folder]} does not exist'))
+  # Training may read the clean and the unpaired noisy folders, never the
+  # clean references of the test set.
+  refs = d.test_clean_dir and os.path.realpath(d.test_clean_dir)
+  for folder in ('train_dir', 'noisy_dir'):
+    checks.append((not (refs and d[folder])
+                   or os.path.realpath(d[folder]) != refs,
+                   f"data.{folder} is the test set's clean references"))
+  return checks
 
 
 @dataclasses.dataclass(frozen=True)

@@ -116,6 +116,66 @@ class AutoEncoder(nn.Module):
     return OUTPUT_ACTIVATIONS[self.output_activation](x)
 
 
+class UNet(nn.Module):
+  """An encoder-decoder with a skip at every scale (a U-Net).
+
+  Level i runs two `kernel_size` convs (BatchNorm, ReLU) with
+  `encoder_channels[i]` channels; a 2x max pool goes down a level, a
+  nearest 2x upsample + conv comes back up, and the level's encoder output
+  is concatenated before its decoder convs. output_mode 'residual' adds the
+  network's output to its input: in the log-power domain
+  (data.transform='log') that is a per-bin gain on power, the output form
+  of the 2020 competition's winning solution; 'image' returns it alone.
+  """
+  encoder_channels: Sequence[int] = (16, 32, 64)
+  kernel_size: int = 3
+  output_kernel_size: int = 1
+  batch_norm: bool = True
+  bn_momentum: float = 0.9
+  bn_epsilon: float = 1e-5
+  output_mode: str = 'residual'
+  conv: ModuleDef = nn.Conv
+  upsample_conv: ModuleDef = layers.UpsampleConv
+
+  def _block(self, x: jax.Array, channels: int, train: bool) -> jax.Array:
+    for _ in range(2):
+      x = self.conv(channels, (self.kernel_size,) * 2,
+                    kernel_init=_KERNEL_INIT)(x)
+      if self.batch_norm:
+        x = nn.BatchNorm(use_running_average=not train,
+                         momentum=self.bn_momentum, epsilon=self.bn_epsilon)(x)
+      x = nn.relu(x)
+    return x
+
+  @nn.compact
+  def __call__(self, inputs: jax.Array, train: bool = False) -> jax.Array:
+    skips, x = [], inputs
+    for level, channels in enumerate(self.encoder_channels):
+      if level:
+        x = nn.max_pool(x, (2, 2), strides=(2, 2))
+      x = self._block(x, channels, train)
+      skips.append(x)
+    for channels, skip in zip(self.encoder_channels[-2::-1], skips[-2::-1]):
+      x = nn.relu(self.upsample_conv(channels, self.kernel_size, 2,
+                                     kernel_init=_KERNEL_INIT)(x))
+      x = self._block(jnp.concatenate([x, skip], axis=-1), channels, train)
+    x = self.conv(1, (self.output_kernel_size,) * 2,
+                  kernel_init=_KERNEL_INIT)(x)
+    return inputs + x if self.output_mode == 'residual' else x
+
+
+MODELS = {'autoencoder': AutoEncoder, 'unet': UNet}
+UNET_OUTPUT_MODES = ('residual', 'image')
+
+
+def stride(model_config) -> int:
+  """How much the model downsamples: inputs' frames and bands must be
+  multiples of it."""
+  if model_config.get('name', 'autoencoder') == 'unet':
+    return 2 ** (len(model_config.encoder_channels) - 1)
+  return model_config.pool
+
+
 # Guards for logs and powers of the root domain (x ** (1/exponent) of a
 # normalised value underflows float32 long before x reaches 0).
 _TINY = 1e-6
@@ -189,6 +249,20 @@ def subtract_noise(x: jax.Array, noise: jax.Array, logits: jax.Array,
 def check_config(config) -> List[Tuple[bool, str]]:
   """(ok, message) pairs for config.model (with what it needs of the rest)."""
   m, d = config.model, config.data
+  if m.name not in MODELS:
+    return [(False, f'model.name must be one of {sorted(MODELS)}')]
+  if m.name == 'unet':
+    return [
+        (len(m.encoder_channels) >= 1 and min(m.encoder_channels) >= 1,
+         'model.encoder_channels must be >= 1 channels per level'),
+        (m.kernel_size >= 1 and m.output_kernel_size >= 1,
+         'model.kernel_size and output_kernel_size must be >= 1'),
+        (m.output_mode in UNET_OUTPUT_MODES,
+         f"model.output_mode must be one of {UNET_OUTPUT_MODES} for 'unet'"),
+        (config.audio.n_mels % stride(m) == 0,
+         f'audio.n_mels={config.audio.n_mels} is not a multiple of the '
+         f'U-Net stride {stride(m)}'),
+    ]
   channels = tuple(m.encoder_channels) + tuple(m.decoder_channels)
   checks = [
       (m.kernel_size >= 1, f'model.kernel_size must be >= 1, got {m.kernel_size}'),
@@ -221,7 +295,7 @@ def check_config(config) -> List[Tuple[bool, str]]:
   return checks
 
 
-def build_model(model_config, **modules) -> AutoEncoder:
+def build_model(model_config, **modules) -> nn.Module:
   """The model a config describes; `model_config` is config.model.
 
   Config fields carry the module's field names; fields the module does not
@@ -231,11 +305,12 @@ def build_model(model_config, **modules) -> AutoEncoder:
   before it existed. `modules` (`conv`, `upsample_conv`) say how the
   convolutions are computed: `mel_ae.backends.layers_for(config.runtime)`.
   """
-  names = {f.name for f in dataclasses.fields(AutoEncoder)} - {
+  cls = MODELS[model_config.get('name', 'autoencoder')]
+  names = {f.name for f in dataclasses.fields(cls)} - {
       'parent', 'name', 'conv', 'upsample_conv'}
   fields = {k: tuple(v) if isinstance(v, (list, tuple)) else v
             for k, v in model_config.items() if k in names}
-  return AutoEncoder(**fields, **modules)
+  return cls(**fields, **modules)
 
 
 def count_params(params) -> int:

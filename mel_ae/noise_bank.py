@@ -23,8 +23,28 @@ from mel_ae import noise_model
 
 SYNTHETIC = ('white', 'pink', 'brown', 'hum')
 KINDS = SYNTHETIC + ('babble', 'estimated', 'gain', 'fitted')
+NEEDS_NOISY = ('estimated', 'fitted')  # kinds made from unpaired noisy files
 # clean crop (n_mels, T), rng -> noisy crop (n_mels, T) float64
 Corruption = Callable[[np.ndarray, np.random.Generator], np.ndarray]
+
+
+def check_config(n) -> List[Tuple[bool, str]]:
+  """(ok, message) pairs for config.noise."""
+  pair = lambda name: (len(n[name]) == 2 and 0 < n[name][0] <= n[name][1],
+                       f'noise.{name} must be (low, high) with 0 < low <= high')
+  return [
+      (set(n.kinds) <= set(KINDS) and set(n.fallback_kinds) <= set(KINDS),
+       f'noise.kinds and noise.fallback_kinds must be among {KINDS}'),
+      (len(n.snr_db) == 2 and n.snr_db[0] <= n.snr_db[1],
+       'noise.snr_db must be (low, high)'),
+      pair('freq_scale'), pair('babble_freq_scale'), pair('gain_range'),
+      (n.gain_distribution in noise_model.GAIN_DISTRIBUTIONS,
+       f'noise.gain_distribution must be one of '
+       f'{noise_model.GAIN_DISTRIBUTIONS}'),
+      (n.model_db_range[0] < n.model_db_range[1] and n.model_db_step > 0,
+       'noise.model_db_range must be (low, high) with low < high, and '
+       'noise.model_db_step > 0'),
+  ]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -145,8 +165,10 @@ def _textures(kind: str, noise_config, spec: audio.MelSpec,
 def build_noise_bank(
     noise_config, spec: audio.MelSpec, clean: Sequence[np.ndarray],
     noisy: Sequence[np.ndarray], seed: int,
-    model: Optional[noise_model.NoiseModel] = None) -> NoiseBank:
-  """The bank the config asks for, from training and unpaired noisy files.
+    model: Optional[noise_model.NoiseModel] = None,
+    kinds: Optional[Sequence[str]] = None) -> NoiseBank:
+  """The bank of `kinds` (default noise.kinds), from training and unpaired
+  noisy files.
 
   'estimated' needs unpaired noisy files, and so does 'fitted' unless a
   fitted `model` is given; it is fitted here otherwise (NoiseModelError if
@@ -154,7 +176,7 @@ def build_noise_bank(
   """
   rng = np.random.default_rng([seed, 0xB0A7])
   corruptions = {}
-  for kind in noise_config.kinds:
+  for kind in noise_config.kinds if kinds is None else kinds:
     if kind == 'gain':
       corruptions[kind] = Gain(noise_config.gain_distribution,
                                tuple(noise_config.gain_range))

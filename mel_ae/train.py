@@ -22,6 +22,7 @@ from mel_ae import input_pipeline
 from mel_ae import metrics
 from mel_ae import models
 from mel_ae import noise_bank
+from mel_ae import noise_model
 from mel_ae import report
 from mel_ae import writers
 
@@ -34,7 +35,11 @@ class ConfigError(ValueError):
   """A config value that cannot work; the message names the field."""
 
 
-def _train_checks(t, noise):
+LR_SCHEDULES = ('constant', 'cosine', 'one_cycle')
+LOSSES = ('model', 'power')
+
+
+def _train_checks(t) -> List[Tuple[bool, str]]:
   return [
       (t.num_steps >= 1 and t.batch_size >= 1,
        'train.num_steps and train.batch_size must be >= 1'),
@@ -43,64 +48,42 @@ def _train_checks(t, noise):
        f'{jax.device_count()} devices'),
       (min(t.log_every, t.eval_every, t.checkpoint_every) >= 1,
        'train.log_every, eval_every and checkpoint_every must be >= 1'),
-      (t.lr_schedule in ('constant', 'cosine'),
-       "train.lr_schedule must be 'constant' or 'cosine'"),
+      (t.lr_schedule in LR_SCHEDULES,
+       f'train.lr_schedule must be one of {LR_SCHEDULES}'),
       (t.mode in ('autoencoder', 'denoise'),
        "train.mode must be 'autoencoder' or 'denoise'"),
       (t.best_metric in ('val_power_mse', 'val_mse'),
        "train.best_metric must be 'val_power_mse' or 'val_mse'"),
-      (set(noise.kinds) <= set(noise_bank.KINDS),
-       f'noise.kinds must be among {noise_bank.KINDS}'),
-      (len(noise.snr_db) == 2 and noise.snr_db[0] <= noise.snr_db[1],
-       'noise.snr_db must be (low, high)'),
-  ] + [(len(noise[name]) == 2 and 0 < noise[name][0] <= noise[name][1],
-         f'noise.{name} must be (low, high) with 0 < low <= high')
-        for name in ('freq_scale', 'babble_freq_scale')]
-
-
-def _data_checks(d, pool: int, infer):
-  checks = [
-      (d.crop_frames >= pool and d.crop_frames % pool == 0,
-       f'data.crop_frames={d.crop_frames} is not a multiple of model.pool={pool}'),
-      (d.transform in ('root', 'db'), "data.transform must be 'root' or 'db'"),
-      (0 <= d.val_fraction < 1, 'data.val_fraction must be in [0, 1)'),
-      (infer.chunk_frames % pool == 0 and infer.margin_frames % pool == 0,
-       'infer.chunk_frames and infer.margin_frames must be multiples of '
-       'model.pool'),
-      (os.path.isdir(d.train_dir), f'data.train_dir {d.train_dir} does not exist'),
-      (bool(d.test_noisy_dir) == bool(d.test_clean_dir),
-       'set both data.test_noisy_dir and data.test_clean_dir, or neither'),
+      (t.loss in LOSSES, f'train.loss must be one of {LOSSES}'),
+      (t.loss_log_weight >= 0 and t.loss_power_weight >= 0,
+       'train.loss_log_weight and loss_power_weight must be >= 0'),
   ]
-  for folder in ('noisy_dir', 'test_noisy_dir', 'test_clean_dir'):
-    checks.append((not d[folder] or os.path.isdir(d[folder]),
-                   f'data.{folder} {d[folder]} does not exist'))
-  # Training may read the clean and the unpaired noisy folders, never the
-  # clean references of the test set.
-  refs = d.test_clean_dir and os.path.realpath(d.test_clean_dir)
-  for folder in ('train_dir', 'noisy_dir'):
-    checks.append((not (refs and d[folder])
-                   or os.path.realpath(d[folder]) != refs,
-                   f"data.{folder} is the test set's clean references"))
-  return checks
 
 
 def validate_config(config: ml_collections.ConfigDict) -> None:
   """Rejects impossible settings before anything loads or compiles."""
+  stride = models.stride(config.model)
   checks = (models.check_config(config)
             + backends.check_config(config.runtime)
-            + _train_checks(config.train, config.noise)
-            + _data_checks(config.data, config.model.pool, config.infer))
+            + input_pipeline.check_config(config.data, stride)
+            + inference.check_config(config.infer, stride)
+            + noise_bank.check_config(config.noise)
+            + _train_checks(config.train))
   for ok, message in checks:
     if not ok:
       raise ConfigError(message)
 
 
 def create_optimizer(t: ml_collections.ConfigDict) -> optax.GradientTransformation:
+  """Adam (AdamW with train.weight_decay > 0) on the configured schedule."""
   lr = t.learning_rate
   if t.lr_schedule == 'cosine':
     lr = optax.warmup_cosine_decay_schedule(
         0.0, t.learning_rate, max(t.warmup_steps, 1), t.num_steps)
-  adam = optax.adam(lr, eps=t.adam_eps)
+  elif t.lr_schedule == 'one_cycle':
+    lr = optax.cosine_onecycle_schedule(t.num_steps, t.learning_rate)
+  adam = (optax.adamw(lr, eps=t.adam_eps, weight_decay=t.weight_decay)
+          if t.weight_decay else optax.adam(lr, eps=t.adam_eps))
   if t.grad_clip_norm > 0:
     return optax.chain(optax.clip_by_global_norm(t.grad_clip_norm), adam)
   return adam
@@ -132,22 +115,41 @@ def mse(pred: jax.Array, target: jax.Array) -> jax.Array:
   return jnp.mean((pred - target) ** 2)
 
 
-def make_loss(train_config, normalizer: features.Normalizer):
-  """MSE in the model domain, weighted toward the raw-power metric.
+def log_spectral_mse(pred_power: jax.Array, target_power: jax.Array,
+                     top_db: float = metrics.LSD_TOP_DB) -> jax.Array:
+  """MSE of ln power, both clipped `top_db` below each target's peak: the
+  quiet bins that a raw-power loss ignores, weighed as `metrics.lsd_db`
+  weighs them."""
+  peak = jnp.max(target_power, axis=(1, 2, 3), keepdims=True)
+  floor = jnp.maximum(peak * 10.0 ** (-top_db / 10.0), 1e-10)
+  log = lambda p: jnp.log(jnp.maximum(p, floor))
+  return jnp.mean((log(pred_power) - log(target_power)) ** 2)
 
-  The weight 1 + w * P'(target)^2 is the first-order expansion of the MSE in
-  raw power P around the target: loud bins, where the competition metric
-  lives, count more, with none of the blow-up of taking P of a prediction.
+
+def make_loss(train_config, normalizer: features.Normalizer):
+  """The training loss of model-domain (pred, target) batches.
+
+  train.loss 'power': the MSE in raw power, the competition metric, plus
+  loss_log_weight times the log-spectral MSE. 'model': the MSE in the model
+  domain, each bin weighted by 1 + loss_power_weight * P'(target)^2, the
+  first-order expansion of the raw-power MSE around the target (loud bins
+  count more, without taking the power of a prediction).
   """
-  weight = train_config.loss_power_weight
-  if not weight:
+  t = train_config
+  power = functools.partial(normalizer.inverse, xp=jnp)
+  if t.loss == 'power':
+    def power_loss(pred, target):
+      p, q = power(pred), power(target)
+      return mse(p, q) + t.loss_log_weight * log_spectral_mse(p, q)
+    return power_loss
+  if not t.loss_power_weight:
     return mse
 
-  def loss(pred, target):
-    power = functools.partial(normalizer.inverse, xp=jnp)
+  def weighted(pred, target):
     _, slope = jax.jvp(power, (target,), (jnp.ones_like(target),))
-    return jnp.mean((1.0 + weight * slope ** 2) * (pred - target) ** 2)
-  return loss
+    return jnp.mean((1.0 + t.loss_power_weight * slope ** 2)
+                    * (pred - target) ** 2)
+  return weighted
 
 
 def train_step(state: TrainState, batch: Dict[str, jax.Array], loss=mse):
@@ -191,19 +193,21 @@ def load_data(config: ml_collections.ConfigDict,
   """Loads the clean files, splits off validation, fits the normaliser."""
   d = config.data
   spec = audio.MelSpec.from_config(config.audio)
-  clean = input_pipeline.load_folder(d.train_dir, spec, config.model.pool)
+  stride = models.stride(config.model)
+  clean = input_pipeline.load_folder(d.train_dir, spec, stride)
   train_idx, val_idx = input_pipeline.split_validation(
       len(clean.mels), d.val_fraction, config.seed)
   if normalizer is None:
     try:
       normalizer = features.fit_normalizer(
-          [clean.mels[i] for i in train_idx], d.transform, d.root, d.top_db)
+          [clean.mels[i] for i in train_idx], d.transform, d.root, d.top_db,
+          d.log_eps)
     except ValueError as e:  # All-zero files: a data problem, one line.
       raise ConfigError(f'data.train_dir {d.train_dir}: {e}') from None
   test = None
   if d.test_noisy_dir:
     test = input_pipeline.load_pairs(d.test_noisy_dir, d.test_clean_dir, spec,
-                                     config.model.pool)
+                                     stride)
   noisy = ()
   if d.noisy_dir and config.train.mode == 'denoise':
     noisy = input_pipeline.load_folder(d.noisy_dir, spec, 1).mels
@@ -213,19 +217,89 @@ def load_data(config: ml_collections.ConfigDict,
               train_power, noisy)
 
 
-def make_sampler(config: ml_collections.ConfigDict, data: Data):
+def make_noise_bank(config: ml_collections.ConfigDict, data: Data,
+                    workdir: Optional[str] = None
+                    ) -> Optional[noise_bank.NoiseBank]:
+  """The denoising noise bank (None in autoencoder mode).
+
+  Kinds that need unpaired noisy files fall back to noise.fallback_kinds,
+  with one line saying so, when there are none. A fitted noise model is
+  logged and written to WORKDIR/noise_model.json (+ .png).
+  """
+  if config.train.mode != 'denoise':
+    return None
+  n = config.noise
+  kinds = tuple(n.kinds)
+  if not data.noisy and set(kinds) <= set(noise_bank.NEEDS_NOISY):
+    logging.warning('No unpaired noisy files (data.noisy_dir=%r) for noise '
+                    'kinds %s: training on the synthetic noise bank %s '
+                    'instead.', config.data.noisy_dir, kinds,
+                    tuple(n.fallback_kinds))
+    kinds = tuple(n.fallback_kinds)
+  spec = audio.MelSpec.from_config(config.audio)
+  try:
+    bank = noise_bank.build_noise_bank(n, spec, data.train_power, data.noisy,
+                                       config.seed, kinds=kinds)
+  except noise_model.NoiseModelError as e:
+    raise ConfigError(f'data.noisy_dir {config.data.noisy_dir}: {e}') from None
+  if bank.model is not None:
+    logging.info('%s', bank.model.summary())
+    if workdir:
+      noise_model.write(workdir, bank.model, data.train_power, data.noisy, n,
+                        config.seed)
+  return bank
+
+
+def _time_flipped(sampler, seed: int):
+  """`sampler` with each example reversed in time with probability 1/2
+  (input and target together), seeded by (seed, step)."""
+  def flipped(step: int) -> Dict[str, np.ndarray]:
+    batch = sampler(step)
+    rows = len(next(iter(batch.values())))
+    flip = np.random.default_rng([seed, step, 3]).random(rows) < 0.5
+    return {k: np.where(flip[:, None, None, None], v[:, :, ::-1], v)
+            for k, v in batch.items()}
+  return flipped
+
+
+def make_sampler(config: ml_collections.ConfigDict, data: Data,
+                 bank: Optional[noise_bank.NoiseBank] = None):
   """step -> batch dict of numpy arrays, for the configured training mode."""
   d, t = config.data, config.train
   if t.mode == 'autoencoder':
     crops = input_pipeline.CropSampler(data.train, d.crop_frames, t.batch_size,
                                        config.seed)
-    return lambda step: {'input': crops(step)}
-  spec = audio.MelSpec.from_config(config.audio)
-  bank = noise_bank.build_noise_bank(config.noise, spec, data.train_power,
-                                     data.noisy, config.seed)
-  return input_pipeline.NoisyCropSampler(
-      data.train_power, bank, data.normalizer, d.crop_frames, t.batch_size,
-      config.seed, config.noise, audio.band_centres_hz(spec))
+    sampler = lambda step: {'input': crops(step)}
+  else:
+    spec = audio.MelSpec.from_config(config.audio)
+    sampler = input_pipeline.NoisyCropSampler(
+        data.train_power, bank or make_noise_bank(config, data),
+        data.normalizer, d.crop_frames, t.batch_size, config.seed,
+        config.noise, audio.band_centres_hz(spec))
+  return _time_flipped(sampler, config.seed) if d.time_flip else sampler
+
+
+@dataclasses.dataclass(frozen=True)
+class Validation:
+  """Model-domain windows of the held-out clean files: `inputs` (in
+  denoise mode corrupted by the noise bank, the same draw at every eval),
+  `targets` and a `mask` of real (not padding) frames."""
+  inputs: np.ndarray
+  targets: np.ndarray
+  mask: np.ndarray
+
+
+def make_validation(config, data: Data,
+                    bank: Optional[noise_bank.NoiseBank]) -> Optional[Validation]:
+  if not data.val:
+    return None
+  windows, mask = input_pipeline.tile_windows(data.val, config.data.crop_frames)
+  if bank is None:
+    return Validation(windows, windows, mask)
+  rng = np.random.default_rng([config.seed, 0x7A1])
+  noisy = [bank.corrupt(p, rng) for p in data.normalizer.inverse(windows[..., 0])]
+  return Validation(data.normalizer.forward(np.stack(noisy))[..., None],
+                    windows, mask)
 
 
 def _shardings():
@@ -251,26 +325,35 @@ def _denoise_test(state: TrainState, data: Data, config) -> List[np.ndarray]:
                                  data.test[0].mels, config.infer)
 
 
-def evaluate(state: TrainState, data: Data, config, eval_fn, data_sharding):
-  """Validation MSEs and the test set's competition MSE.
+def _validation_metrics(recon: np.ndarray, val: Validation,
+                        normalizer: features.Normalizer) -> Dict[str, float]:
+  """MSE in the model domain and in raw power (comparable across transforms:
+  the competition's domain), and LSD, over real frames only."""
+  weight = np.broadcast_to(val.mask, val.targets.shape)
+  pred, ref = normalizer.inverse(recon), normalizer.inverse(val.targets)
+  lsd = [metrics.lsd_db(p[:, m], r[:, m]) for p, r, m in zip(
+      pred[..., 0], ref[..., 0], val.mask[:, 0, :, 0] > 0)]
+  return {'val_mse': float(np.average((recon - val.targets) ** 2,
+                                      weights=weight)),
+          'val_power_mse': float(np.average((pred - ref) ** 2,
+                                            weights=weight)),
+          'val_lsd_db': float(np.mean(lsd))}
+
+
+def evaluate(state: TrainState, data: Data, val: Optional[Validation], config,
+             eval_fn, data_sharding):
+  """Validation metrics and the test set's competition MSE.
 
   Returns the metrics and the denoised test files (None without a test set).
   """
   results, denoised = {}, None
-  if data.val:
-    windows, mask = input_pipeline.tile_windows(data.val, config.data.crop_frames)
+  if val is not None:
     recon = np.concatenate([
         np.asarray(eval_fn(state, _to_global(w, data_sharding)))
-        for (w,) in input_pipeline.batches([windows],
+        for (w,) in input_pipeline.batches([val.inputs],
                                            config.train.eval_batch_size)
-    ])[:len(windows)]
-    weight = np.broadcast_to(mask, windows.shape)
-    results['val_mse'] = float(np.average((recon - windows) ** 2,
-                                          weights=weight))
-    # In raw power, comparable across transforms (the competition's domain).
-    results['val_power_mse'] = float(np.average(
-        (data.normalizer.inverse(recon) - data.normalizer.inverse(windows))**2,
-        weights=weight))
+    ])[:len(val.inputs)]
+    results.update(_validation_metrics(recon, val, data.normalizer))
   if data.test:
     noisy, clean = data.test
     denoised = _denoise_test(state, data, config)
@@ -334,7 +417,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
       t, data.normalizer)), in_shardings=(replicated, data_sharding),
                     out_shardings=(replicated, replicated), donate_argnums=0)
   eval_fn = jax.jit(eval_step)
-  sampler = make_sampler(config, data)
+  bank = make_noise_bank(config, data, workdir)
+  sampler = make_sampler(config, data, bank)
+  val = make_validation(config, data, bank)
   writer = writers.MetricWriter(workdir, start)
   meta = {'config': config.to_dict(), 'normalizer': data.normalizer.to_dict()}
   pending, last_saved, test_outputs = [], start, None
@@ -356,7 +441,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
           now - window_start)
       metric = None
       if step % t.eval_every == 0 or is_last:
-        results, test_outputs = evaluate(state, data, config, eval_fn,
+        results, test_outputs = evaluate(state, data, val, config, eval_fn,
                                          data_sharding)
         row.update(results)
         if t.best_metric in results:

@@ -84,7 +84,11 @@ def test_rerun_resumes_at_the_next_step_and_matches(tiny_config, tmp_path):
 @pytest.mark.parametrize('field, value, message', [
     ('model.kernel_size', 0, 'kernel_size must be >= 1'),
     ('model.encoder_channels', (), 'encoder_channels is empty'),
-    ('data.crop_frames', 33, 'not a multiple of model.pool'),
+    ('data.crop_frames', 33, "not a multiple of the model's stride 2"),
+    ('model.name', 'transformer', 'model.name must be one of'),
+    ('train.loss', 'l1', 'train.loss must be one of'),
+    ('noise.gain_range', (2.0, 1.0), 'noise.gain_range must be'),
+    ('infer.margin_frames', 3, 'multiples of'),
     ('data.train_dir', '/no/such/dir', 'does not exist'),
     ('model.output_mode', 'subtract', 'mask_exponent=1/data.root'),
 ])

@@ -1,0 +1,38 @@
+"""Denoising whatever corrupts the data, learned in the domain it is scored in.
+
+  python -m mel_ae.main --config=configs/denoise.py --workdir=runs/denoise \
+      --config.data.train_dir=CLEAN --config.data.noisy_dir=NOISY
+
+Training pairs are clean crops corrupted by a noise model fitted to the
+unpaired noisy files (`noise.kinds=('fitted',)`, mel_ae/noise_model.py:
+a per-bin gain, an additive floor, or both; written to
+WORKDIR/noise_model.json); without noisy files, the synthetic bank of
+noise.fallback_kinds, said in one line. The model is a U-Net on log power
+whose output is a residual there, i.e. a per-bin gain on power; the loss is
+the MSE in raw power (the competition metric) plus a log-spectral term for
+the quiet bins; crops are flipped in time, and inference averages the mel
+with its time reversal. Recipe choices and their ablation:
+experiments/README.md.
+"""
+from configs import base
+
+
+def get_config():
+  config = base.get_config()
+  config.train.mode = 'denoise'
+  config.noise.kinds = ('fitted',)
+  config.model.name = 'unet'
+  config.model.encoder_channels = (16, 32, 64)
+  config.model.kernel_size = 3
+  config.model.output_kernel_size = 1
+  config.model.output_mode = 'residual'
+  config.model.bn_momentum = 0.9
+  config.model.bn_epsilon = 1e-5
+  config.data.transform = 'log'
+  config.data.time_flip = True
+  config.train.loss = 'power'
+  config.train.loss_log_weight = 0.0
+  config.train.lr_schedule = 'one_cycle'
+  config.train.weight_decay = 1e-2
+  config.infer.flip_average = True
+  return config

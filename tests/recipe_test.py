@@ -1,0 +1,158 @@
+"""The metric-aligned recipe's pieces: U-Net, log-power domain, raw-power
+loss, time flips, flip-averaged inference, noisy validation, the fitted
+noise model and its fallback."""
+import functools
+import json
+import logging
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from conftest import as_denoise
+from conftest import fake_mel
+from configs import base
+from mel_ae import features
+from mel_ae import inference
+from mel_ae import metrics
+from mel_ae import models
+from mel_ae import train
+
+
+def _unet_config():
+  config = base.get_config()
+  config.model.name = 'unet'
+  config.model.encoder_channels = (4, 8, 16)
+  config.model.kernel_size = 3
+  config.model.output_kernel_size = 1
+  config.model.output_mode = 'residual'
+  return config
+
+
+def test_unet_keeps_the_shape_and_its_residual_starts_from_the_input():
+  config = _unet_config()
+  model = models.build_model(config.model)
+  x = jax.random.uniform(jax.random.key(0), (2, 128, 40, 1))
+  variables = model.init(jax.random.key(1), x, train=False)
+  assert models.stride(config.model) == 4
+  assert model.apply(variables, x).shape == x.shape
+  # A zero last conv: the residual output is the input itself.
+  params = dict(variables['params'])
+  last = max((k for k in params if k.startswith('Conv_')),
+             key=lambda k: int(k.split('_')[1]))
+  params[last] = jax.tree_util.tree_map(jnp.zeros_like, params[last])
+  np.testing.assert_array_equal(
+      model.apply({**variables, 'params': params}, x), x)
+  config.model.output_mode = 'image'
+  assert not np.allclose(models.build_model(config.model).apply(
+      {**variables, 'params': params}, x), x)
+
+
+def test_log_domain_is_exactly_invertible_in_natural_log_units():
+  rng = np.random.default_rng(0)
+  mels = [fake_mel(rng, 50) for _ in range(3)]
+  normalizer = features.fit_normalizer(mels, 'log', log_eps=1e-6)
+  z = normalizer.forward(mels[0])
+  assert max(float(normalizer.forward(m).max()) for m in mels) == (
+      pytest.approx(0.0, abs=1e-6))
+  # A residual of ln 2 doubles the power.
+  np.testing.assert_allclose(normalizer.inverse(z + np.log(2)),
+                             2 * mels[0] + 1e-6, rtol=1e-5)
+  np.testing.assert_allclose(normalizer.inverse(z), mels[0], rtol=2e-6)
+  np.testing.assert_allclose(
+      np.asarray(normalizer.inverse(jnp.asarray(z), xp=jnp)), mels[0],
+      rtol=1e-4)
+  assert np.isfinite(normalizer.inverse(jnp.full((2,), 1e6), xp=jnp)).all()
+  restored = features.Normalizer.from_dict(normalizer.to_dict())
+  assert restored == normalizer
+  with pytest.raises(ValueError, match='all zero'):
+    features.fit_normalizer([np.zeros((128, 4))], 'log')
+
+
+def test_power_loss_is_the_competition_mse_plus_the_log_term():
+  rng = np.random.default_rng(1)
+  clean = [fake_mel(rng, 32) for _ in range(2)]
+  normalizer = features.fit_normalizer(clean, 'log')
+  target = normalizer.forward(np.stack(clean))[..., None]
+  pred = target + rng.normal(0, 0.02, target.shape).astype(np.float32)
+  config = base.get_config()
+  config.train.loss = 'power'
+  loss = train.make_loss(config.train, normalizer)
+  p, q = normalizer.inverse(pred), normalizer.inverse(target)
+  assert float(loss(jnp.asarray(pred), jnp.asarray(target))) == pytest.approx(
+      np.mean((p - q) ** 2), rel=1e-4)
+  config.train.loss_log_weight = 0.5
+  loss = train.make_loss(config.train, normalizer)
+  floor = q.max(axis=(1, 2, 3), keepdims=True) * 1e-8
+  log_term = np.mean((np.log(np.maximum(p, floor))
+                      - np.log(np.maximum(q, floor))) ** 2)
+  assert float(loss(jnp.asarray(pred), jnp.asarray(target))) == pytest.approx(
+      np.mean((p - q) ** 2) + 0.5 * log_term, rel=1e-4)
+  assert metrics.LSD_TOP_DB == 80.0  # the floor above: 1e-8 of the peak
+
+
+def test_time_flips_reverse_input_and_target_together(tiny_config):
+  as_denoise(tiny_config, ('white',))
+  tiny_config.train.batch_size = 16
+  data = train.load_data(tiny_config)
+  plain = train.make_sampler(tiny_config, data)
+  tiny_config.data.time_flip = True
+  flipped = train.make_sampler(tiny_config, data)
+  a, b = plain(5), flipped(5)
+  same = [np.array_equal(a['input'][i], b['input'][i]) for i in range(16)]
+  reversed_ = [np.array_equal(a[k][i, :, ::-1], b[k][i])
+               for i in range(16) if not same[i] for k in a]
+  assert 0 < sum(same) < 16 and all(reversed_)
+  np.testing.assert_array_equal(flipped(5)['input'], b['input'])
+
+
+def test_flip_average_is_the_mean_of_both_directions_in_power():
+  config = _unet_config()
+  model = models.build_model(config.model)
+  mel = fake_mel(np.random.default_rng(2), 70)
+  normalizer = features.fit_normalizer([mel], 'log')
+  variables = jax.jit(functools.partial(model.init, train=False))(
+      jax.random.key(0), jnp.zeros((1, 128, 64, 1)))
+  infer = config.infer
+  one_way = functools.partial(inference.denoise_power, model, variables,
+                              normalizer)
+  forward = one_way([mel], infer)[0]
+  backward = one_way([mel[:, ::-1]], infer)[0][:, ::-1]
+  infer.flip_average = True
+  np.testing.assert_allclose(one_way([mel], infer)[0],
+                             (forward + backward) / 2, rtol=1e-5)
+
+
+def test_denoise_validation_is_noisy_fixed_and_scored(tiny_config):
+  as_denoise(tiny_config, ('gain',))
+  data = train.load_data(tiny_config)
+  bank = train.make_noise_bank(tiny_config, data)
+  val = train.make_validation(tiny_config, data, bank)
+  again = train.make_validation(tiny_config, data, bank)
+  np.testing.assert_array_equal(val.inputs, again.inputs)
+  assert not np.allclose(val.inputs, val.targets)
+  # The noisy inputs themselves, scored as the prediction.
+  scores = train._validation_metrics(val.inputs, val, data.normalizer)  # pylint: disable=protected-access
+  assert scores['val_power_mse'] > 0 and scores['val_lsd_db'] > 0
+
+
+def test_fitted_noise_is_written_or_falls_back_in_one_line(
+    tiny_config, tmp_path, corpus, caplog):
+  caplog.set_level(logging.INFO)
+  as_denoise(tiny_config, ('fitted',))
+  tiny_config.noise.model_min_frames = 8
+  data = train.load_data(tiny_config)
+  bank = train.make_noise_bank(tiny_config, data, str(tmp_path))
+  assert set(bank.corruptions) == set(tiny_config.noise.fallback_kinds)
+  assert sum('synthetic noise bank' in m for m in caplog.messages) == 1
+  assert not os.path.exists(tmp_path / 'noise_model.json')
+  tiny_config.data.noisy_dir = corpus['test_noisy']  # unpaired, here
+  data = train.load_data(tiny_config)
+  bank = train.make_noise_bank(tiny_config, data, str(tmp_path))
+  assert set(bank.corruptions) == {'fitted'}
+  with open(tmp_path / 'noise_model.json') as f:
+    assert json.load(f)['gain_distribution'] in ('uniform', 'loguniform')
+  assert os.path.exists(tmp_path / 'noise_model.png')
+  assert any(m.startswith('noise model:') for m in caplog.messages)
