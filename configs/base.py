@@ -31,6 +31,12 @@ def get_config() -> ml_collections.ConfigDict:
   config.audio.fmax = -1.0  # -1: sr / 2.
   config.audio.power = 2.0
   config.audio.griffin_lim_iters = 32
+  # How mels are made from audio (wav inputs, Griffin-Lim): librosa's
+  # melspectrogram arguments. 'constant' pads the ends with zeros (librosa
+  # >= 0.10); 'reflect' as librosa <= 0.9, which 2020-era mel files used.
+  config.audio.pad_mode = 'constant'
+  config.audio.htk = False  # True: HTK mel scale instead of Slaney's
+  config.audio.norm = 'slaney'  # 'slaney': equal-area triangles; 'none'
 
   config.data = ml_collections.ConfigDict()
   config.data.train_dir = os.path.join(_CORPUS, 'train')  # clean files
@@ -75,6 +81,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.noise_quiet_fraction = 0.3
   config.model.max_subtraction = 4.0  # 'subtract': most noise floors taken
   config.model.skip_channels = 0  # > 0: full-resolution skip (small U-Net)
+  # 'unet' with output_mode='kernel': the (bands, frames) of neighbouring
+  # bins whose power each output bin is a learned weighted mean of.
+  config.model.kernel_window = (3, 7)
 
   # How this run computes the model; not part of the model, so it may differ
   # between training, resuming and inference (same function, same params).
@@ -105,6 +114,13 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.warmup_steps = 0
   config.train.adam_eps = 1e-7  # Keras' default, as in the seed
   config.train.grad_clip_norm = 0.0  # 0: no clipping
+  # 'bfloat16': convolutions, BatchNorm and activations in bf16 (the output
+  # layer and the loss in float32); parameters, optimizer state and BatchNorm
+  # statistics stay float32, so checkpoints are the same. A run-time choice:
+  # a resume or `mel_ae.load` may use either. Where the back-end has no bf16
+  # kernels (oneDNN on a CPU without AVX512_BF16/AMX) it runs float32 and
+  # says so (mel_ae/backends).
+  config.train.compute_dtype = 'float32'
   config.train.log_every = 100
   config.train.eval_every = 500
   config.train.checkpoint_every = 500

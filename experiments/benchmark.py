@@ -13,7 +13,12 @@ run in segments between the rounds; its rate is read from metrics.jsonl.
 Compile time is timed inside the JAX worker; time to the first step (from
 process start, imports included) is timed twice with one fresh compilation
 cache: cold, then warm. The peers need the `bench` extra (torch, tensorflow,
-keras); without it only JAX runs.
+keras); a framework that is not installed is skipped, and the output says so.
+
+`--compute_dtype=float32,bfloat16` (the default) times each framework in
+both precisions where it has them: JAX with train.compute_dtype, PyTorch
+under `torch.autocast('cpu', dtype=torch.bfloat16)`; Keras runs float32
+only. The 1-minute load average is recorded beside every round.
 """
 import argparse
 import functools
@@ -31,7 +36,16 @@ import numpy as np
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FRAMEWORKS = ('jax', 'torch', 'keras')
+COMPUTE_DTYPES = ('float32', 'bfloat16')
+# The frameworks timed in bfloat16 (PyTorch: autocast).
+BF16_FRAMEWORKS = ('jax', 'torch')
+_NAMES = {'jax': 'JAX', 'torch': 'PyTorch', 'keras': 'Keras/TF'}
 _MATMUL_N = 2048
+
+
+def row_key(framework: str, compute_dtype: str) -> str:
+  """'jax', 'jax_bf16', 'torch', 'torch_bf16', 'keras'."""
+  return framework + ('_bf16' if compute_dtype == 'bfloat16' else '')
 
 
 def train_gflop_per_example(model_config, n_mels: int, frames: int) -> float:
@@ -79,23 +93,26 @@ def _timed(fn) -> float:
 # ----------------------------------------------------------------- JAX side
 
 
-def _jax_config(batch_size: int, crop: int, conv_impl: str = ''):
+def _jax_config(batch_size: int, crop: int, conv_impl: str = '',
+                compute_dtype: str = 'float32'):
   from configs import base  # pylint: disable=g-import-not-at-top
   config = base.get_config()
   config.train.batch_size = batch_size
   config.data.crop_frames = crop
   config.runtime.conv_impl = conv_impl or config.runtime.conv_impl
+  config.train.compute_dtype = compute_dtype
   return config
 
 
-def _jax_trainer(batch_size: int, crop: int, conv_impl: str):
+def _jax_trainer(batch_size: int, crop: int, conv_impl: str,
+                 compute_dtype: str = 'float32'):
   """The training loop's jitted step on a fixed batch; returns (step, info)."""
   import jax  # pylint: disable=g-import-not-at-top
   from mel_ae import backends  # pylint: disable=g-import-not-at-top
   from mel_ae import models  # pylint: disable=g-import-not-at-top
   from mel_ae import train  # pylint: disable=g-import-not-at-top
 
-  config = _jax_config(batch_size, crop, conv_impl)
+  config = _jax_config(batch_size, crop, conv_impl, compute_dtype)
   replicated, data_sharding = train._shardings()  # pylint: disable=protected-access
   shape = (batch_size, config.audio.n_mels, crop, 1)
   init = functools.partial(train.create_train_state, jax.random.PRNGKey(0),
@@ -107,11 +124,13 @@ def _jax_trainer(batch_size: int, crop: int, conv_impl: str):
                     out_shardings=(replicated, replicated), donate_argnums=0)
   t0 = time.perf_counter()
   compiled = step_fn.lower(state, batch).compile()
+  conv_impl = backends.resolve(config.runtime.conv_impl)
   info = {'compile_s': time.perf_counter() - t0,
           'params': models.count_params(state.params),
           'framework': f'jax {jax.__version__} ({jax.default_backend()}, '
                        f'{jax.device_count()} device(s), conv_impl '
-                       f'{backends.resolve(config.runtime.conv_impl)})'}
+                       f'{conv_impl}, compute '
+                       f'{backends.resolve_dtype(conv_impl, compute_dtype)})'}
   holder = [state]
 
   def step() -> float:
@@ -168,10 +187,13 @@ def _denoise_speed(crop: int, long_minutes: float,
 # ---------------------------------------------------------------- the peers
 
 
-def _peer_trainer(framework: str, batch_size: int, crop: int):
+def _peer_trainer(framework: str, batch_size: int, crop: int,
+                  compute_dtype: str = 'float32'):
   from experiments import peers  # pylint: disable=g-import-not-at-top
   make = {'torch': peers.make_torch_trainer,
           'keras': peers.make_keras_trainer}[framework]
+  if compute_dtype == 'bfloat16':
+    make = functools.partial(make, bf16_autocast=True)
   t0 = time.perf_counter()
   trainer = make(batch_size, (128, crop))
   trainer()  # Graph building / first-call overheads.
@@ -183,13 +205,14 @@ def _peer_trainer(framework: str, batch_size: int, crop: int):
 # ------------------------------------------------------------- worker side
 
 
-def worker(framework: str, batch_size: int, crop: int, conv_impl: str) -> None:
+def worker(framework: str, batch_size: int, crop: int, conv_impl: str,
+           compute_dtype: str = 'float32') -> None:
   """Line protocol on stdin/stdout: 'run SECONDS', 'matmul', 'denoise
   MINUTES', 'quit'; one JSON object answers each line."""
   if framework == 'jax':
-    step, info = _jax_trainer(batch_size, crop, conv_impl)
+    step, info = _jax_trainer(batch_size, crop, conv_impl, compute_dtype)
   else:
-    step, info = _peer_trainer(framework, batch_size, crop)
+    step, info = _peer_trainer(framework, batch_size, crop, compute_dtype)
   step()
   _reply({'ready': True, **info})
   matmul = {'jax': _jax_matmul_gflops, 'torch': _torch_matmul_gflops}
@@ -230,14 +253,14 @@ class Worker:
   """A framework training in its own process, driven line by line."""
 
   def __init__(self, framework: str, batch_size: int, crop: int,
-               conv_impl: str):
-    self.framework = framework
+               conv_impl: str, compute_dtype: str = 'float32'):
+    self.framework = row_key(framework, compute_dtype)
     env = dict(os.environ, PYTHONPATH=REPO, KERAS_BACKEND='tensorflow',
                TF_CPP_MIN_LOG_LEVEL='2')
     self._proc = subprocess.Popen(
         [sys.executable, '-m', 'experiments.benchmark', '--worker', framework,
          '--batches', str(batch_size), '--crop', str(crop),
-         f'--conv_impl={conv_impl}'],
+         f'--conv_impl={conv_impl}', f'--compute_dtype={compute_dtype}'],
         cwd=REPO, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
         text=True)
     self.info = self._read()
@@ -281,13 +304,14 @@ class EndToEnd:
   """`python -m mel_ae.main` in segments; each adds `steps` to one run."""
 
   def __init__(self, batch_size: int, crop: int, steps: int, log_every: int,
-               root: str, conv_impl: str):
+               root: str, conv_impl: str, compute_dtype: str = 'float32'):
     self._batch_size, self._crop = batch_size, crop
     self._steps, self._log_every = steps, log_every
     self._workdir = os.path.join(root, f'b{batch_size}')
     self._cache = os.path.join(root, 'xla_cache')
     self._done = 0
     self._conv_impl = conv_impl
+    self._compute_dtype = compute_dtype
     self.rates: List[float] = []
 
   def segment(self) -> None:
@@ -300,6 +324,7 @@ class EndToEnd:
         'train.eval_every': 10 ** 9,  # only the forced eval at the end
         'train.checkpoint_every': self._steps // 2,
         'compilation_cache_dir': self._cache,
+        'train.compute_dtype': self._compute_dtype,
     }
     if self._conv_impl:
       overrides['runtime.conv_impl'] = self._conv_impl
@@ -319,31 +344,39 @@ def _median(values: List[float]) -> Optional[float]:
   return statistics.median(values) if values else None
 
 
-def bench_batch(args, batch_size: int, frameworks, root: str) -> dict:
-  """All measurements for one batch size, the frameworks taking turns."""
-  workers = {f: Worker(f, batch_size, args.crop, args.conv_impl)
-             for f in frameworks}
+def bench_batch(args, batch_size: int, rows, root: str) -> dict:
+  """All measurements for one batch size; `rows` (framework, dtype) pairs
+  take turns, and the 1-minute load average is read after every round."""
+  workers = {row_key(f, d): Worker(f, batch_size, args.crop, args.conv_impl, d)
+             for f, d in rows}
   e2e = (EndToEnd(batch_size, args.crop, args.e2e_steps, args.e2e_log_every,
-                  root, args.conv_impl) if args.e2e else None)
-  rates = {f: [] for f in frameworks}
+                  root, args.conv_impl, args.e2e_compute_dtype)
+         if args.e2e else None)
+  rates = {f: [] for f in workers}
+  loads = []
   for r in range(args.windows):
     for f, w in workers.items():
       rates[f].append(w.ask(f'run {args.seconds}')['examples_per_sec'])
     if e2e and r < (args.e2e_segments or args.windows):
       e2e.segment()
+    loads.append(os.getloadavg()[0])
     print(f'  B={batch_size} round {r + 1}: ' + '  '.join(
-        f'{f} {rates[f][-1]:.1f}' for f in frameworks), flush=True)
+        f'{f} {rates[f][-1]:.1f}' for f in workers) +
+          f'  (load {loads[-1]:.2f})', flush=True)
   result = {'batch_size': batch_size,
-            'jax_e2e': _median(e2e.rates) if e2e else None}
+            'jax_e2e': _median(e2e.rates) if e2e else None,
+            'load_windows': loads}
   for f, w in workers.items():
     result[f] = _median(rates[f])
     result[f'{f}_windows'] = rates[f]
     result[f'{f}_compile_s'] = w.info['compile_s']
     result[f'{f}_framework'] = w.info['framework']
     result[f'{f}_params'] = w.info['params']
-    if batch_size == args.batches[0]:
+    # Once per framework: a float32 matmul (the ceiling), JAX's denoising.
+    if batch_size == args.batches[0] and f == next(
+        k for k in workers if k.split('_')[0] == f.split('_')[0]):
       replies = [w.ask('matmul')]
-      if f == 'jax' and args.denoise_minutes:
+      if f.startswith('jax') and args.denoise_minutes:
         replies.append(w.ask(f'denoise {args.denoise_minutes}'))
       for reply in replies:
         result.update({f'{f}_{k}': v for k, v in reply.items()})
@@ -362,30 +395,46 @@ def _ratio(a, b) -> str:
 
 def table(results: List[dict], extra: dict, gflop: float,
           ceiling_gflops: float) -> str:
-  """The markdown written into the README."""
+  """The markdown written into the README: a column per row that ran."""
   ceiling = ceiling_gflops / gflop
+  keys = [row_key(f, d) for f in FRAMEWORKS for d in COMPUTE_DTYPES
+          if any(row_key(f, d) in r for r in results)]
+  name = lambda k: _NAMES[k.split('_')[0]] + (' bf16' if k.endswith(
+      '_bf16') else (' f32' if row_key(k, 'bfloat16') in keys else ''))
+  jax_keys = [k for k in keys if k.startswith('jax')]
+  peer_keys = [k for k in keys if not k.startswith('jax')]
   lines = [
-      '| batch | JAX step | JAX end to end | PyTorch | Keras/TF | '
-      'JAX / faster peer | e2e / faster peer | JAX / ceiling | '
-      'compile (s) JAX / torch / Keras | peak RSS (MB) JAX / torch / Keras |',
-      '|---' * 10 + '|']
+      '| batch | ' + ' | '.join(name(k) for k in jax_keys) +
+      ' | JAX end to end | ' + ' | '.join(name(k) for k in peer_keys) +
+      ' | best JAX / fastest peer | e2e / fastest peer | JAX f32 / ceiling | '
+      f'compile (s) {" / ".join(map(name, keys))} | '
+      f'peak RSS (MB) {" / ".join(map(name, keys))} | load (1 min) |',
+      '|---' * (len(keys) + 8) + '|']
   for r in results:
-    peer = max((r.get(f) for f in ('torch', 'keras') if r.get(f)),
-               default=None)
+    peer = max((r[k] for k in peer_keys if r.get(k)), default=None)
+    best = max((r[k] for k in jax_keys if r.get(k)), default=None)
+    jax_f32 = r.get('jax')
+    loads = r.get('load_windows') or []
     lines.append(
-        f"| {r['batch_size']} | {_fmt(r['jax'])} | {_fmt(r['jax_e2e'])} | "
-        f"{_fmt(r.get('torch'))} | {_fmt(r.get('keras'))} | "
-        f"{_ratio(r['jax'], peer)} | {_ratio(r['jax_e2e'], peer)} | "
-        f"{r['jax'] / ceiling:.0%} | " +
-        ' / '.join(_fmt(r.get(f'{f}_compile_s')) for f in FRAMEWORKS) + ' | ' +
-        ' / '.join(_fmt(r.get(f'{f}_peak_rss_mb'), '.0f') for f in FRAMEWORKS) +
-        ' |')
+        f"| {r['batch_size']} | " +
+        ' | '.join(_fmt(r.get(k)) for k in jax_keys) +
+        f" | {_fmt(r['jax_e2e'])} | " +
+        ' | '.join(_fmt(r.get(k)) for k in peer_keys) +
+        f" | {_ratio(best, peer)} | {_ratio(r['jax_e2e'], peer)} | "
+        f"{_fmt(jax_f32 and jax_f32 / ceiling * 100, '.0f')}% | " +
+        ' / '.join(_fmt(r.get(f'{k}_compile_s')) for k in keys) + ' | ' +
+        ' / '.join(_fmt(r.get(f'{k}_peak_rss_mb'), '.0f') for k in keys) +
+        f" | {_fmt(min(loads, default=None), '.1f')}–"
+        f"{_fmt(max(loads, default=None), '.1f')} |")
   lines += [
       '',
-      f'examples/s, median of the interleaved windows. One example costs '
-      f'{gflop:.2f} GFLOP to train at the naive count; the float32 matmul '
-      f'ceiling is {ceiling_gflops:.0f} GFLOP/s (the faster of JAX\'s and '
-      f'torch\'s {_MATMUL_N}^3 matmuls), i.e. {ceiling:.0f} examples/s.']
+      f'examples/s, median of the interleaved windows; the load column is '
+      f'the range of the 1-minute load average over the rounds. One example '
+      f'costs {gflop:.2f} GFLOP to train at the naive count; the float32 '
+      f'matmul ceiling is {ceiling_gflops:.0f} GFLOP/s (the faster of JAX\'s '
+      f'and torch\'s {_MATMUL_N}^3 matmuls), i.e. {ceiling:.0f} examples/s.']
+  frameworks = {r.get(f'{k}_framework') for r in results for k in keys}
+  lines.append('Rows: ' + '; '.join(sorted(f for f in frameworks if f)) + '.')
   if extra:
     lines.append(
         f"Time to the first JAX step (process start to step done, B="
@@ -425,6 +474,12 @@ def _parse(argv) -> argparse.Namespace:
                                                 'benchmark'))
   p.add_argument('--conv_impl', default='',
                  help="JAX's runtime.conv_impl (default: the config's, 'auto')")
+  p.add_argument('--compute_dtype', default=','.join(COMPUTE_DTYPES),
+                 help='precisions to time, comma-separated: float32 (every '
+                 'framework), bfloat16 (JAX train.compute_dtype, PyTorch '
+                 'autocast)')
+  p.add_argument('--e2e_compute_dtype', default='float32',
+                 choices=COMPUTE_DTYPES, help='train.compute_dtype of --e2e')
   p.add_argument('--worker', help=argparse.SUPPRESS)
   p.add_argument('--first_step', action='store_true', help=argparse.SUPPRESS)
   p.add_argument('--cache_dir', help=argparse.SUPPRESS)
@@ -432,22 +487,50 @@ def _parse(argv) -> argparse.Namespace:
 
 
 def _available(frameworks: List[str]) -> List[str]:
-  """JAX and the peers whose packages are installed (the `bench` extra)."""
-  modules = {'jax': 'jax', 'torch': 'torch', 'keras': 'tensorflow'}
+  """JAX and the peers whose packages are installed (the `bench` extra);
+  says which are skipped."""
+  modules = {'jax': ('jax',), 'torch': ('torch',),
+             'keras': ('keras', 'tensorflow')}
   import importlib.util  # pylint: disable=g-import-not-at-top
-  return [f for f in frameworks if importlib.util.find_spec(modules[f])]
+  available = []
+  for f in frameworks:
+    missing = [m for m in modules[f] if not importlib.util.find_spec(m)]
+    if missing:
+      print(f'skipping {f}: {", ".join(missing)} not installed (pip install '
+            "'.[bench]')", flush=True)
+    else:
+      available.append(f)
+  return available
+
+
+def _rows(frameworks: List[str], dtypes: List[str]):
+  """(framework, compute dtype) pairs to time; says which are skipped."""
+  rows = []
+  for f in frameworks:
+    for d in dtypes:
+      if d not in COMPUTE_DTYPES:
+        raise SystemExit(f'--compute_dtype: {d!r} is not one of '
+                         f'{COMPUTE_DTYPES}')
+      if d == 'bfloat16' and f not in BF16_FRAMEWORKS:
+        print(f'skipping {f} in bfloat16: no mixed-precision peer for it '
+              'here', flush=True)
+      else:
+        rows.append((f, d))
+  return rows
 
 
 def main(argv=None) -> None:
   args = _parse(argv)
   if args.worker:
-    return worker(args.worker, args.batches[0], args.crop, args.conv_impl)
+    return worker(args.worker, args.batches[0], args.crop, args.conv_impl,
+                  args.compute_dtype)
   if args.first_step:
     return first_step(args.batches[0], args.crop, args.cache_dir,
                       args.conv_impl)
   frameworks = _available(args.frameworks.split(','))
-  print(f'load average {os.getloadavg()}; frameworks {frameworks}',
-        flush=True)
+  rows = _rows(frameworks, args.compute_dtype.split(','))
+  print(f'load average {os.getloadavg()}; rows '
+        f'{[row_key(f, d) for f, d in rows]}', flush=True)
   from configs import base  # pylint: disable=g-import-not-at-top
   config = base.get_config()
   gflop = train_gflop_per_example(config.model, config.audio.n_mels,
@@ -455,7 +538,7 @@ def main(argv=None) -> None:
   extra = (_time_to_first_step(args.batches[0], args.crop, args.conv_impl)
            if args.first_step_check else {})
   with tempfile.TemporaryDirectory() as root:
-    results = [bench_batch(args, b, frameworks, root) for b in args.batches]
+    results = [bench_batch(args, b, rows, root) for b in args.batches]
   first = results[0]
   ceiling = max(v for k, v in first.items()
                 if k.endswith('matmul_gflops') and v)

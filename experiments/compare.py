@@ -4,7 +4,9 @@ r"""Scores trained models beside the classical baselines on a paired test set.
       --noisy=mel_ae/corpus/test/noisy --clean=mel_ae/corpus/test/clean
 
 A workdir may name a checkpoint step, `name:workdir@1000`; the default is
-the latest. Prints a markdown table (competition MSE in raw power,
+the latest. `--preds=name:folder,...` adds folders of precomputed
+predictions (one .npy per noisy file, same stem; e.g. experiments/winner.py
+writes them). Prints a markdown table (competition MSE in raw power,
 normalised MSE, LSD, improvement over the noisy input), means over files;
 the normalised domain is root 16 fitted on the clean references, the same
 for every method. With `--manifest` (the corpus' manifest.json, which names
@@ -16,15 +18,19 @@ from typing import Dict, List, Sequence
 
 from absl import app
 from absl import flags
+import numpy as np
 
 from mel_ae import audio
 from mel_ae import baselines
 from mel_ae import cli
 from mel_ae import features
 from mel_ae import input_pipeline
+from mel_ae import mel_io
 from mel_ae import report
 
 flags.DEFINE_list('workdirs', [], 'name:workdir[@step] of trained models.')
+flags.DEFINE_list('preds', [], 'name:folder of precomputed predictions, '
+                  'matched to the noisy files by stem.')
 flags.DEFINE_string('noisy', None, 'Folder of noisy test mels.')
 flags.DEFINE_string('clean', None, 'Folder of clean references (same stems).')
 flags.DEFINE_string('manifest', None, 'Optional manifest.json naming the '
@@ -47,6 +53,19 @@ def noise_table(outputs: Dict[str, Sequence], clean: Sequence,
   return report.kind_table(outputs, clean, [files[k]['noise'] for k in keys])
 
 
+def load_predictions(folder: str,
+                     noisy: input_pipeline.MelFolder) -> List[np.ndarray]:
+  """The .npy files of `folder` in the order of the noisy files, by stem."""
+  paths = mel_io.match_by_stem(mel_io.list_files(folder, (mel_io.MEL_SUFFIX,)),
+                               noisy.paths)
+  preds = [mel_io.load_mel(p) for p in paths]
+  for pred, mel, path in zip(preds, noisy.mels, paths):
+    if pred.shape != mel.shape:
+      raise mel_io.MelFileError(f'{path}: shape {pred.shape} differs from '
+                                f'its noisy input {mel.shape}')
+  return preds
+
+
 def main(argv):
   del argv
   cli.quiet_library_logs()
@@ -56,6 +75,12 @@ def main(argv):
   for entry in FLAGS.workdirs:
     name, workdir = entry.split(':', 1)
     outputs[name] = cli.load_model(workdir).denoise_batch(noisy.mels)
+  for entry in FLAGS.preds:
+    name, folder = entry.split(':', 1)
+    try:
+      outputs[name] = load_predictions(folder, noisy)
+    except mel_io.MelFileError as e:
+      raise SystemExit(f'error: {e}') from None
   outputs.update({m: [baselines.apply(m, x) for x in noisy.mels]
                   for m in baselines.METHODS})
   table = report.method_table(outputs, noisy.mels, clean.mels,

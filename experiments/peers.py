@@ -5,12 +5,16 @@ MaxPool 2x2 -> Conv 8, 16, 32 (5x5, same, BN, ReLU) -> nearest 2x upsample ->
 Conv 16, 8 (5x5, same, BN, ReLU) -> Conv 1 (3x3) -> sigmoid.
 Each peer runs in its fastest float32 configuration measured here
 (PERF_NOTES.md): PyTorch eager with channels_last, Keras 3 on TensorFlow with
-`jit_compile=False`. A trainer trains on one fixed random batch held on the
+`jit_compile=False`; PyTorch also in mixed precision, the same model under
+`torch.autocast('cpu', dtype=torch.bfloat16)` (convs in bf16 on oneDNN,
+parameters and optimizer float32, the MSE in float32 by autocast's rules).
+A trainer trains on one fixed random batch held on the
 device and synchronises at the end of every step, so timing calls is fair.
 torch / tensorflow are imported lazily: this module imports without them.
 
   python -m experiments.peers   # param counts and a quick timing
 """
+import functools
 import os
 import time
 from typing import Callable
@@ -38,8 +42,10 @@ class PeerTrainer:
 
 
 def make_torch_trainer(batch_size: int, crop: tuple[int, int] = (128, 128),
-                       seed: int = 0) -> PeerTrainer:
-  """PyTorch eager, channels_last, float32; MSE + Adam(1e-3)."""
+                       seed: int = 0, bf16_autocast: bool = False
+                       ) -> PeerTrainer:
+  """PyTorch eager, channels_last, float32 (or bfloat16 autocast); MSE +
+  Adam(1e-3)."""
   import torch  # pylint: disable=g-import-not-at-top
   from torch import nn  # pylint: disable=g-import-not-at-top
 
@@ -51,13 +57,16 @@ def make_torch_trainer(batch_size: int, crop: tuple[int, int] = (128, 128),
 
   def step() -> float:
     opt.zero_grad(set_to_none=True)
-    loss = nn.functional.mse_loss(model(x), x)
+    with torch.autocast('cpu', dtype=torch.bfloat16, enabled=bf16_autocast):
+      loss = nn.functional.mse_loss(model(x), x)
     loss.backward()
     opt.step()
     return loss.item()  # synchronises
 
   n = sum(p.numel() for p in model.parameters() if p.requires_grad)
-  return PeerTrainer(f'torch {torch.__version__}', step, n)
+  name = f'torch {torch.__version__}' + (
+      ' bf16 autocast' if bf16_autocast else '')
+  return PeerTrainer(name, step, n)
 
 
 def _torch_model(nn):
@@ -139,8 +148,14 @@ def examples_per_second(trainer: PeerTrainer, batch_size: int,
 
 def main() -> None:
   batch = 32
-  for make in (make_torch_trainer, make_keras_trainer):
-    trainer = make(batch)
+  for make in (make_torch_trainer,
+               functools.partial(make_torch_trainer, bf16_autocast=True),
+               make_keras_trainer):
+    try:
+      trainer = make(batch)
+    except ImportError as e:  # torch or tensorflow not installed
+      print(f'skipped: {e}')
+      continue
     count = trainer.param_count()
     assert count == SEED_PARAMS, (trainer.framework, count)
     rate = examples_per_second(trainer, batch)

@@ -462,13 +462,12 @@ def write_plot(path: str, sweep: Dict[str, Any],
   architectures, but not transforms."""
   # Imported here: mel_ae brings in JAX, which the sweep's parent never needs.
   from mel_ae import plots  # pylint: disable=g-import-not-at-top
-  plt = plots.pyplot()
   swept = [k for k in sweep['grid'] if k != SEED]
   if not swept:
     return False
   panels = ('test_mse', 'val_power_mse', 'val_mse')
-  fig, axes = plt.subplots(len(swept), len(panels), squeeze=False,
-                           figsize=(4.6 * len(panels), 3.4 * len(swept)))
+  fig, axes = plots.subplots(len(swept), len(panels), squeeze=False,
+                             figsize=(4.6 * len(panels), 3.4 * len(swept)))
   for row, key in enumerate(swept):
     others = [k for k in swept if k != key]
     xs = sweep['grid'][key]
@@ -510,8 +509,7 @@ def write_plot(path: str, sweep: Dict[str, Any],
         ax.legend(fontsize=7)
   fig.suptitle(f'sweep {sweep["name"]}', fontsize=10)
   fig.tight_layout()
-  fig.savefig(path, dpi=90)
-  plt.close(fig)
+  plots.save(fig, path)
   return True
 
 

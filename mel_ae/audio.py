@@ -1,14 +1,18 @@
-"""Audio <-> power mel, numerically identical to librosa's defaults.
+"""Audio <-> power mel, numerically identical to librosa.
 
 The project's data are librosa power mels, so any audio that enters (a wav to
 denoise, the synthetic corpus) must go through the same filterbank and STFT.
 This module re-implements just that path in numpy/scipy so that librosa stays
-a test-only dependency, and adds a Griffin-Lim inverse for listening.
+a test-only dependency, and adds a Griffin-Lim inverse for listening. The
+defaults are librosa's; `pad_mode`, `htk` and `norm` reproduce the other
+settings of `librosa.feature.melspectrogram` that mel files are made with
+(librosa <= 0.9 padded the signal's ends by reflection, not zeros).
 """
 import dataclasses
 import functools
 import math
 import os
+from typing import List, Optional, Tuple
 
 import numpy as np
 import scipy.sparse
@@ -18,6 +22,14 @@ from mel_ae import mel_io
 
 _FRAME_BLOCK = 2048  # STFT frames per block: bounds memory for long audio.
 _NNLS_ITERS = 200
+PAD_MODES = ('constant', 'reflect')
+NORMS = ('slaney', None)
+
+
+def _norm(value: Optional[str]) -> Optional[str]:
+  """Config spelling of MelSpec.norm: 'none' (or '') is None, as a
+  ConfigDict field cannot be overridden to None from the command line."""
+  return None if value in (None, '', 'none', 'None') else str(value)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,6 +43,16 @@ class MelSpec:
   fmax: float = -1.0    # <= 0 means sr / 2, as librosa's fmax=None.
   power: float = 2.0
   griffin_lim_iters: int = 32
+  # How the signal's ends are padded for centred frames: 'constant' (zeros,
+  # librosa >= 0.10) or 'reflect' (librosa <= 0.9).
+  pad_mode: str = 'constant'
+  htk: bool = False  # HTK mel scale instead of Slaney's
+  norm: Optional[str] = 'slaney'  # triangles of equal area; None: peak 1
+
+  def __post_init__(self):
+    for ok, message in check_config(dataclasses.asdict(self)):
+      if not ok:
+        raise ValueError(message)
 
   @property
   def fmax_hz(self) -> float:
@@ -39,28 +61,44 @@ class MelSpec:
   @classmethod
   def from_config(cls, cfg) -> 'MelSpec':
     """Builds a spec from a ConfigDict or dict; unknown keys are ignored."""
-    fields = dataclasses.fields(cls)
-    return cls(**{f.name: f.type(cfg[f.name]) for f in fields if f.name in cfg})
+    cast = lambda f: _norm if f.name == 'norm' else f.type
+    return cls(**{f.name: cast(f)(cfg[f.name]) for f in dataclasses.fields(cls)
+                  if f.name in cfg})
 
 
-def _hz_to_mel(hz: np.ndarray) -> np.ndarray:
-  """Slaney mel scale: linear below 1 kHz, logarithmic above."""
+def check_config(audio_config) -> List[Tuple[bool, str]]:
+  """(ok, message) for `config.audio` (a ConfigDict or dict)."""
+  return [
+      (audio_config.get('pad_mode', 'constant') in PAD_MODES,
+       f'audio.pad_mode must be one of {PAD_MODES}'),
+      (_norm(audio_config.get('norm', 'slaney')) in NORMS,
+       "audio.norm must be 'slaney' or 'none'"),
+  ]
+
+
+def _hz_to_mel(hz: np.ndarray, htk: bool = False) -> np.ndarray:
+  """Slaney mel scale (linear below 1 kHz, logarithmic above) or HTK's."""
   hz = np.asarray(hz, np.float64)
+  if htk:
+    return 2595.0 * np.log10(1.0 + hz / 700.0)
   mel = hz / (200.0 / 3)
   log_part = 15.0 + np.log(np.maximum(hz, 1e-10) / 1000.0) / (np.log(6.4) / 27)
   return np.where(hz >= 1000.0, log_part, mel)
 
 
-def _mel_to_hz(mel: np.ndarray) -> np.ndarray:
+def _mel_to_hz(mel: np.ndarray, htk: bool = False) -> np.ndarray:
   mel = np.asarray(mel, np.float64)
+  if htk:
+    return 700.0 * (10.0 ** (mel / 2595.0) - 1.0)
   log_part = 1000.0 * np.exp((np.log(6.4) / 27) * (mel - 15.0))
   return np.where(mel >= 15.0, log_part, mel * (200.0 / 3))
 
 
 def _band_edges_hz(spec: MelSpec) -> np.ndarray:
   """n_mels + 2 frequencies, equally spaced in mel: the triangles' corners."""
-  return _mel_to_hz(np.linspace(_hz_to_mel(spec.fmin),
-                                _hz_to_mel(spec.fmax_hz), spec.n_mels + 2))
+  return _mel_to_hz(np.linspace(_hz_to_mel(spec.fmin, spec.htk),
+                                _hz_to_mel(spec.fmax_hz, spec.htk),
+                                spec.n_mels + 2), spec.htk)
 
 
 def band_centres_hz(spec: MelSpec) -> np.ndarray:
@@ -85,10 +123,11 @@ def warp_frequency(mel: np.ndarray, factor: float,
 
 @functools.lru_cache(maxsize=8)
 def mel_filterbank(spec: MelSpec) -> np.ndarray:
-  """(n_mels, 1 + n_fft // 2) float32 weights = librosa.filters.mel defaults.
+  """(n_mels, 1 + n_fft // 2) float32 weights = librosa.filters.mel.
 
-  Slaney-scale triangles with area normalisation (norm='slaney'). The result
-  is cached and read-only.
+  Triangles on the Slaney (or, with spec.htk, HTK) mel scale, of equal area
+  with spec.norm='slaney', else of peak 1. The result is cached and
+  read-only.
   """
   fft_freqs = np.fft.rfftfreq(spec.n_fft, 1.0 / spec.sr)
   edges = _band_edges_hz(spec)
@@ -97,7 +136,8 @@ def mel_filterbank(spec: MelSpec) -> np.ndarray:
   lower = -ramps[:-2] / widths[:-1, None]
   upper = ramps[2:] / widths[1:, None]
   weights = np.maximum(0.0, np.minimum(lower, upper)).astype(np.float32)
-  weights *= (2.0 / (edges[2:] - edges[:-2]))[:, None]
+  if spec.norm == 'slaney':
+    weights *= (2.0 / (edges[2:] - edges[:-2]))[:, None]
   weights.setflags(write=False)
   return weights
 
@@ -109,15 +149,16 @@ def _window(spec: MelSpec) -> np.ndarray:
 
 
 def _frames(wave: np.ndarray, spec: MelSpec) -> np.ndarray:
-  """(T, n_fft) view of the zero-padded signal (librosa center=True)."""
+  """(T, n_fft) view of the padded signal (librosa center=True)."""
   pad = spec.n_fft // 2
-  padded = np.pad(np.asarray(wave, np.float32), (pad, pad))
+  padded = np.pad(np.asarray(wave, np.float32), (pad, pad), spec.pad_mode)
   view = np.lib.stride_tricks.sliding_window_view(padded, spec.n_fft)
   return view[::spec.hop_length]
 
 
 def _stft(wave: np.ndarray, spec: MelSpec) -> np.ndarray:
-  """Complex STFT (1 + n_fft // 2, T), as librosa.stft with its defaults."""
+  """Complex STFT (1 + n_fft // 2, T), as librosa.stft (hann window,
+  centred frames, the ends padded as spec.pad_mode says)."""
   return np.fft.rfft(_frames(wave, spec) * _window(spec), axis=1).T
 
 
@@ -192,7 +233,12 @@ def griffin_lim(magnitude: np.ndarray, spec: MelSpec, n_iter: int,
 
 def mel_to_audio(mel: np.ndarray, spec: MelSpec, n_iter: int | None = None,
                  seed: int = 0) -> np.ndarray:
-  """Waveform whose power mel approximates `mel`; for listening only."""
+  """Waveform whose power mel approximates `mel`; for listening only.
+
+  The inverse of `audio_to_mel` with the same spec: the same filterbank
+  (mel scale, normalisation) and STFT padding, as librosa's mel_to_audio
+  with the same arguments.
+  """
   n_iter = spec.griffin_lim_iters if n_iter is None else n_iter
   return griffin_lim(mel_to_stft_magnitude(mel, spec), spec, n_iter, seed)
 

@@ -15,6 +15,7 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 
 from absl import logging
 import jax
+from jax.experimental import multihost_utils
 import numpy as np
 import orbax.checkpoint as ocp
 
@@ -199,15 +200,27 @@ def read_for_inference(workdir: str, step: Union[None, int, str] = None
   raise CheckpointError(f'{workdir}: every checkpoint is damaged')
 
 
-def quarantine(manager: ocp.CheckpointManager, step: int) -> str:
-  """Moves a damaged step out of the manager's sight, keeping its files."""
+def quarantine(manager: ocp.CheckpointManager, step: int) -> Optional[str]:
+  """Moves a damaged step out of the manager's sight, keeping its files.
+
+  Called by every process of a run: process 0 moves the step and returns
+  where to (the others None); all reload after the move.
+  """
   root = str(manager.directory)
-  target = os.path.join(os.path.dirname(root), 'damaged_checkpoints',
-                        f'{step}-{int(time.time())}')
-  os.makedirs(os.path.dirname(target), exist_ok=True)
-  os.replace(os.path.join(root, str(step)), target)
+  target = None
+  if jax.process_index() == 0:
+    target = os.path.join(os.path.dirname(root), 'damaged_checkpoints',
+                          f'{step}-{int(time.time())}')
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    os.replace(os.path.join(root, str(step)), target)
+  multihost_utils.sync_global_devices(f'quarantine step {step}')
   manager.reload()
   return target
+
+
+def _on_every_process(ok: bool) -> bool:
+  """Whether `ok` holds on all processes, so they agree on a verdict."""
+  return bool(np.all(multihost_utils.process_allgather(np.int32(ok))))
 
 
 def incompatible_fields(saved: Dict[str, Any], current: Dict[str, Any],
@@ -236,9 +249,11 @@ def resume(manager: ocp.CheckpointManager, workdir: str,
 
   A damaged step is reported in one line and moved aside (never deleted);
   older steps are tried next. A config that changes a fixed field of the
-  saved run raises CheckpointError.
+  saved run raises CheckpointError. The processes of a multi-process run
+  resume from the same step: one damaged anywhere is damaged everywhere.
   """
   for step in sorted(manager.all_steps(), reverse=True):
+    error = None
     try:
       meta = restore_meta(manager, step)
       changes = incompatible_fields(meta['config'], config)
@@ -251,12 +266,15 @@ def resume(manager: ocp.CheckpointManager, workdir: str,
             f'({"; ".join(changes)}); use a new --workdir')
       try:
         state = restore_state(manager, step, abstract_state, meta)
-        logging.info('Resumed from step %d in %s', step, workdir)
-        return step, state, meta
       except _DAMAGE as e:
         error = e
+    if _on_every_process(error is None):
+      logging.info('Resumed from step %d in %s', step, workdir)
+      return step, state, meta
     moved = quarantine(manager, step)
-    logging.warning('Checkpoint step %d is damaged (%s); moved to %s, trying '
-                    'an older one', step, _first_line(error), moved)
+    if moved:
+      reason = _first_line(error) if error else 'unreadable by another process'
+      logging.warning('Checkpoint step %d is damaged (%s); moved to %s, '
+                      'trying an older one', step, reason, moved)
   return 0, None, None
 

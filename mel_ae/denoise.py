@@ -76,8 +76,8 @@ def _write(path: str, mel: np.ndarray, noisy: np.ndarray, spec, args,
     panels = {'noisy input': noisy, f'denoised ({args.method})': mel}
     if clean:
       panels['clean reference'] = mel_io.load_mel(clean)
-    plots.spectrogram_panels(stem + '.png', panels, spec.sr, spec.hop_length,
-                             os.path.basename(path))
+    plots.save(plots.spectrogram_panels(panels, spec, os.path.basename(path)),
+               stem + '.png')
 
 
 def _load_group(paths, spec, args, failures):

@@ -63,6 +63,12 @@ class Normalizer:
       return xp.clip(xp.exp(c) - self.log_eps, 0.0, None)
     return xp.clip(xp.power(10.0, c / 10.0) - _DB_EPS, 0.0, None)
 
+  @property
+  def silence(self) -> float:
+    """The model-domain value of zero power: what padding must hold (0 for
+    root and db; far below the training files for log)."""
+    return float(self.forward(np.zeros(1))[0])
+
   def to_dict(self) -> dict:
     return dataclasses.asdict(self)
 

@@ -38,21 +38,26 @@ def _apply(model: nn.Module, variables: Dict[str, Any], x: jax.Array):
   return model.apply(variables, x, train=False)
 
 
-def _windows(z: np.ndarray, chunk: int, margin: int) -> np.ndarray:
-  """(n_windows, n_mels, chunk + 2 margin) views of a zero-padded mel."""
+def _windows(z: np.ndarray, chunk: int, margin: int,
+             silence: float) -> np.ndarray:
+  """(n_windows, n_mels, chunk + 2 margin) views of a mel padded with
+  silence (zero power in the model domain)."""
   n = -(-z.shape[1] // chunk)
-  padded = np.pad(z, ((0, 0), (margin, n * chunk - z.shape[1] + margin)))
+  padded = np.pad(z, ((0, 0), (margin, n * chunk - z.shape[1] + margin)),
+                  constant_values=silence)
   return np.stack([padded[:, i * chunk:i * chunk + chunk + 2 * margin]
                    for i in range(n)])
 
 
 def denoise_model_domain(model: nn.Module, variables: Dict[str, Any],
                          mels: Sequence[np.ndarray], chunk: int, margin: int,
-                         batch_size: int) -> List[np.ndarray]:
-  """Runs the model over model-domain mels (n_mels, T) of any lengths."""
+                         batch_size: int, silence: float = 0.0
+                         ) -> List[np.ndarray]:
+  """Runs the model over model-domain mels (n_mels, T) of any lengths;
+  `silence` is zero power in that domain (`Normalizer.silence`)."""
   if not mels:
     return []
-  per_file = [_windows(z, chunk, margin) for z in mels]
+  per_file = [_windows(z, chunk, margin, silence) for z in mels]
   windows = np.concatenate(per_file)[..., None]
   outputs = []
   for (batch,) in input_pipeline.batches([windows], batch_size):
@@ -77,7 +82,8 @@ def denoise_power(model: nn.Module, variables: Dict[str, Any],
   def run(model_domain):
     return [normalizer.inverse(o) for o in denoise_model_domain(
         model, variables, model_domain, infer_config.chunk_frames,
-        infer_config.margin_frames, infer_config.batch_size)]
+        infer_config.margin_frames, infer_config.batch_size,
+        normalizer.silence)]
   z = [normalizer.forward(m) for m in mels]
   power = run(z)
   if infer_config.get('flip_average', False):

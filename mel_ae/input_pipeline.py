@@ -80,20 +80,22 @@ def split_validation(n: int, fraction: float,
   return np.sort(order[n_val:]), np.sort(order[:n_val])
 
 
-def pad_frames(mel: np.ndarray, frames: int) -> np.ndarray:
-  """Right-pads with zeros (silence) to at least `frames` frames."""
+def pad_frames(mel: np.ndarray, frames: int, fill: float = 0.0) -> np.ndarray:
+  """Right-pads with silence (`fill`: zero power in the mel's domain, see
+  `Normalizer.silence`) to at least `frames` frames."""
   missing = frames - mel.shape[-1]
-  return np.pad(mel, ((0, 0), (0, missing))) if missing > 0 else mel
+  return (np.pad(mel, ((0, 0), (0, missing)), constant_values=fill)
+          if missing > 0 else mel)
 
 
 class CropSampler:
   """Random fixed-width crops; batch `step` is a function of (seed, step)."""
 
   def __init__(self, mels: Sequence[np.ndarray], crop_frames: int,
-               batch_size: int, seed: int):
+               batch_size: int, seed: int, fill: float = 0.0):
     if not mels:
       raise ValueError('no training files left after the validation split')
-    self._mels = [pad_frames(m, crop_frames) for m in mels]
+    self._mels = [pad_frames(m, crop_frames, fill) for m in mels]
     self._crop = crop_frames
     self._batch_size = batch_size
     self._seed = seed
@@ -110,9 +112,10 @@ class CropSampler:
     return np.stack(crops)[..., None]
 
 
-def tile_windows(mels: Sequence[np.ndarray],
-                 width: int) -> Tuple[np.ndarray, np.ndarray]:
-  """Cuts mels into non-overlapping windows (the last one zero-padded).
+def tile_windows(mels: Sequence[np.ndarray], width: int,
+                 fill: float = 0.0) -> Tuple[np.ndarray, np.ndarray]:
+  """Cuts mels into non-overlapping windows (the last one padded with
+  `fill`, silence in the mels' domain).
 
   Returns windows (N, n_mels, width, 1) and a mask (N, 1, width, 1) that is 1
   on real frames, so padding never counts in a metric.
@@ -120,7 +123,7 @@ def tile_windows(mels: Sequence[np.ndarray],
   windows, masks = [], []
   for mel in mels:
     t = mel.shape[1]
-    padded = pad_frames(mel, -(-t // width) * width)
+    padded = pad_frames(mel, -(-t // width) * width, fill)
     for start in range(0, padded.shape[1], width):
       windows.append(padded[:, start:start + width])
       masks.append((np.arange(start, start + width) < t)[None, :])

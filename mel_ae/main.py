@@ -4,6 +4,11 @@
 
 Kept short on purpose: the logic lives in `train.py`, importable from a
 notebook. Any config field can be overridden, e.g. --config.model.kernel_size=3.
+
+Several processes train as one data-parallel run (the global batch split
+between them) when each is started with --coordinator_address=HOST:PORT
+--num_processes=N --process_id=I, or under SLURM with
+--config.distributed=True (tests/multiprocess_test.py).
 """
 import os
 import sys
@@ -24,14 +29,40 @@ flags.DEFINE_string('workdir', None, 'Where checkpoints and logs go; rerun '
                     'the same command to resume.')
 config_flags.DEFINE_config_file('config', None, 'Training config file.',
                                 lock_config=True)
+# A multi-process run without a cluster manager names its coordinator; with
+# --config.distributed=True and none of these, JAX detects it (SLURM, MPI).
+_COORDINATOR = ('coordinator_address', 'num_processes', 'process_id')
+flags.DEFINE_string('coordinator_address', None, 'HOST:PORT on which process '
+                    '0 serves the JAX coordinator.')
+flags.DEFINE_integer('num_processes', None, 'Processes in the run.')
+flags.DEFINE_integer('process_id', None, 'This process: 0 .. '
+                     'num_processes - 1.')
+flags.DEFINE_integer('heartbeat_timeout_seconds', 100, 'A multi-process run '
+                     'stops when one process is silent this long.')
+flags.register_multi_flags_validator(
+    _COORDINATOR, lambda f: len({v is None for v in f.values()}) == 1,
+    message='give all of --coordinator_address, --num_processes and '
+    '--process_id, or none')
+
+
+def _initialize_distributed(detect: bool) -> None:
+  """Joins a multi-process run: the coordinator from the flags, or (with
+  `detect`) from the environment; else a one-process run."""
+  if FLAGS.coordinator_address is None and not detect:
+    return
+  # CPU processes exchange gradients through gloo (the default in jax
+  # 0.10.2; named so a changed default cannot break CPU runs).
+  jax.config.update('jax_cpu_collectives_implementation', 'gloo')
+  jax.distributed.initialize(
+      FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id,
+      heartbeat_timeout_seconds=FLAGS.heartbeat_timeout_seconds)
 
 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {" ".join(argv[1:])}')
   cli.quiet_library_logs()
-  if FLAGS.config.distributed:  # Multi-host: coordinator from the environment.
-    jax.distributed.initialize()
+  _initialize_distributed(FLAGS.config.distributed)
   if FLAGS.config.compilation_cache_dir:
     jax.config.update('jax_compilation_cache_dir',
                       os.path.expanduser(FLAGS.config.compilation_cache_dir))

@@ -15,6 +15,7 @@ from typing import Any, List, Sequence, Tuple
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from mel_ae import layers
 
@@ -47,8 +48,9 @@ class AutoEncoder(nn.Module):
   skip_channels > 0 adds a
   full-resolution conv of the input, concatenated after the upsampling: a
   one-level U-Net, so detail need not pass through the pooling.
-  `conv` and `upsample_conv` are the modules its convolutions are made of
-  (any drop-in with the same function and parameters).
+  `conv`, `upsample_conv` and `norm` are the modules its convolutions and
+  BatchNorms are made of (any drop-in with the same function and
+  parameters; their `dtype` is the run's compute dtype).
   """
   encoder_channels: Sequence[int] = (8, 16, 32)
   decoder_channels: Sequence[int] = (16, 8)
@@ -69,16 +71,18 @@ class AutoEncoder(nn.Module):
   skip_channels: int = 0
   conv: ModuleDef = nn.Conv
   upsample_conv: ModuleDef = layers.UpsampleConv
+  norm: ModuleDef = nn.BatchNorm
 
-  def _conv(self, features: int, kernel_size: int, x: jax.Array) -> jax.Array:
+  def _conv(self, features: int, kernel_size: int, x: jax.Array,
+            **kwargs) -> jax.Array:
     return self.conv(features, (kernel_size, kernel_size),
-                     kernel_init=_KERNEL_INIT)(x)
+                     kernel_init=_KERNEL_INIT, **kwargs)(x)
 
   def _block(self, conv, x: jax.Array, train: bool) -> jax.Array:
     x = conv(x)
     if self.batch_norm:
-      x = nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum,
-                       epsilon=self.bn_epsilon)(x)
+      x = self.norm(use_running_average=not train, momentum=self.bn_momentum,
+                    epsilon=self.bn_epsilon)(x)
     return nn.relu(x)
 
   @nn.compact
@@ -104,8 +108,11 @@ class AutoEncoder(nn.Module):
       x = jnp.concatenate([x, skip], axis=-1)
     for channels in self.decoder_channels[1:]:
       x = self._block(conv(channels), x, train)
+    # The output layer computes in float32 whatever the compute dtype: a
+    # bfloat16 output (8-bit mantissa) raised to the 16th power by the root
+    # transform would be a few % off in power.
     x = self._conv(2 if self.output_mode == 'subtract' else 1,
-                   self.output_kernel_size, x)
+                   self.output_kernel_size, x, dtype=jnp.float32)
     if self.output_mode == 'subtract':
       return subtract_noise(inputs, noise, x, self.mask_exponent,
                             self.max_subtraction)
@@ -125,7 +132,12 @@ class UNet(nn.Module):
   is concatenated before its decoder convs. output_mode 'residual' adds the
   network's output to its input: in the log-power domain
   (data.transform='log') that is a per-bin gain on power, the output form
-  of the 2020 competition's winning solution; 'image' returns it alone.
+  of the 2020 competition's winning solution; 'image' returns it alone;
+  'kernel' predicts, per bin, weights over a `kernel_window` (bands,
+  frames) of neighbouring noisy bins and a gain: the output power is the
+  gain times that weighted mean of the neighbours' power (`kernel_output`),
+  so noise that is independent from bin to bin can be averaged away where
+  the neighbours hold the same sound, and a floor scaled down.
   """
   encoder_channels: Sequence[int] = (16, 32, 64)
   kernel_size: int = 3
@@ -134,16 +146,18 @@ class UNet(nn.Module):
   bn_momentum: float = 0.9
   bn_epsilon: float = 1e-5
   output_mode: str = 'residual'
+  kernel_window: Sequence[int] = (3, 7)
   conv: ModuleDef = nn.Conv
   upsample_conv: ModuleDef = layers.UpsampleConv
+  norm: ModuleDef = nn.BatchNorm
 
   def _block(self, x: jax.Array, channels: int, train: bool) -> jax.Array:
     for _ in range(2):
       x = self.conv(channels, (self.kernel_size,) * 2,
                     kernel_init=_KERNEL_INIT)(x)
       if self.batch_norm:
-        x = nn.BatchNorm(use_running_average=not train,
-                         momentum=self.bn_momentum, epsilon=self.bn_epsilon)(x)
+        x = self.norm(use_running_average=not train,
+                      momentum=self.bn_momentum, epsilon=self.bn_epsilon)(x)
       x = nn.relu(x)
     return x
 
@@ -159,13 +173,35 @@ class UNet(nn.Module):
       x = nn.relu(self.upsample_conv(channels, self.kernel_size, 2,
                                      kernel_init=_KERNEL_INIT)(x))
       x = self._block(jnp.concatenate([x, skip], axis=-1), channels, train)
-    x = self.conv(1, (self.output_kernel_size,) * 2,
-                  kernel_init=_KERNEL_INIT)(x)
+    taps = int(np.prod(self.kernel_window))
+    x = self.conv(taps + 1 if self.output_mode == 'kernel' else 1,
+                  (self.output_kernel_size,) * 2, kernel_init=_KERNEL_INIT,
+                  dtype=jnp.float32)(x)  # float32 output, as AutoEncoder's
+    if self.output_mode == 'kernel':
+      return kernel_output(inputs, x, tuple(self.kernel_window))
     return inputs + x if self.output_mode == 'residual' else x
 
 
+def kernel_output(z: jax.Array, logits: jax.Array,
+                  window: Tuple[int, int]) -> jax.Array:
+  """ln(g * sum_k softmax(w)_k e^{z_k}) for log-power z (NHWC, 1 channel):
+  a gain g = e^{logits[..., -1]} on the mean of the `window` (bands, frames)
+  neighbours' power weighted by softmax(logits[..., :-1]). Edges repeat."""
+  (fh, fw) = window
+  pad = ((0, 0), (fh // 2, fh - 1 - fh // 2), (fw // 2, fw - 1 - fw // 2),
+         (0, 0))
+  zp = jnp.pad(z[..., 0:1].astype(logits.dtype), pad, mode='edge')
+  h, w = z.shape[1:3]
+  shifted = jnp.concatenate([zp[:, i:i + h, j:j + w]
+                             for i in range(fh) for j in range(fw)], axis=-1)
+  weights = logits[..., :-1]
+  mean = (jax.nn.logsumexp(weights + shifted, axis=-1, keepdims=True)
+          - jax.nn.logsumexp(weights, axis=-1, keepdims=True))
+  return logits[..., -1:] + mean
+
+
 MODELS = {'autoencoder': AutoEncoder, 'unet': UNet}
-UNET_OUTPUT_MODES = ('residual', 'image')
+UNET_OUTPUT_MODES = ('residual', 'image', 'kernel')
 
 
 def stride(model_config) -> int:
@@ -259,6 +295,11 @@ def check_config(config) -> List[Tuple[bool, str]]:
          'model.kernel_size and output_kernel_size must be >= 1'),
         (m.output_mode in UNET_OUTPUT_MODES,
          f"model.output_mode must be one of {UNET_OUTPUT_MODES} for 'unet'"),
+        (m.output_mode != 'kernel' or (
+            d.transform == 'log' and len(m.kernel_window) == 2
+            and min(m.kernel_window) >= 1),
+         "model.output_mode='kernel' needs data.transform='log' and a "
+         'model.kernel_window of (bands, frames) >= 1'),
         (config.audio.n_mels % stride(m) == 0,
          f'audio.n_mels={config.audio.n_mels} is not a multiple of the '
          f'U-Net stride {stride(m)}'),
@@ -302,12 +343,13 @@ def build_model(model_config, **modules) -> nn.Module:
   have (e.g. the execution back-end that older checkpoints stored here) are
   ignored. A field missing from an older checkpoint's config takes the
   module default, which by convention keeps the behaviour the field had
-  before it existed. `modules` (`conv`, `upsample_conv`) say how the
-  convolutions are computed: `mel_ae.backends.layers_for(config.runtime)`.
+  before it existed. `modules` (`conv`, `upsample_conv`, `norm`) say how
+  the layers are computed: `mel_ae.backends.layers_for(config.runtime,
+  config.train.compute_dtype)`.
   """
   cls = MODELS[model_config.get('name', 'autoencoder')]
   names = {f.name for f in dataclasses.fields(cls)} - {
-      'parent', 'name', 'conv', 'upsample_conv'}
+      'parent', 'name', 'conv', 'upsample_conv', 'norm'}
   fields = {k: tuple(v) if isinstance(v, (list, tuple)) else v
             for k, v in model_config.items() if k in names}
   return cls(**fields, **modules)

@@ -70,14 +70,13 @@ def write_report(workdir: str, step: int, model_outputs: List[np.ndarray],
   for i in range(min(_EXAMPLES, len(clean.mels))):
     name = os.path.basename(noisy.paths[i])
     png = f'example_{i}.png'
-    plots.spectrogram_panels(
-        os.path.join(figures, png),
+    plots.save(plots.spectrogram_panels(
         {'noisy': noisy.mels[i], 'model': model_outputs[i],
          'spectral_subtraction': outputs['spectral_subtraction'][i],
-         'clean': clean.mels[i]}, spec.sr, spec.hop_length, name)
+         'clean': clean.mels[i]}, spec, name), os.path.join(figures, png))
     lines.append(f'![{name}](report/{png})')
-  plots.training_curves(os.path.join(figures, 'curves.png'),
-                        writers.read_metrics(workdir))
+  plots.save(plots.training_curves(writers.read_metrics(workdir)),
+             os.path.join(figures, 'curves.png'))
   lines += ['', '![training curves](report/curves.png)', '']
   path = os.path.join(workdir, 'report.md')
   with open(path + '.tmp', 'w') as f:

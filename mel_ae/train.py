@@ -16,6 +16,7 @@ import optax
 from mel_ae import audio
 from mel_ae import backends
 from mel_ae import checkpointing
+from mel_ae import cli
 from mel_ae import features
 from mel_ae import inference
 from mel_ae import input_pipeline
@@ -55,6 +56,8 @@ def _train_checks(t) -> List[Tuple[bool, str]]:
       (t.best_metric in ('val_power_mse', 'val_mse'),
        "train.best_metric must be 'val_power_mse' or 'val_mse'"),
       (t.loss in LOSSES, f'train.loss must be one of {LOSSES}'),
+      (t.get('compute_dtype', 'float32') in backends.COMPUTE_DTYPES,
+       f'train.compute_dtype must be one of {backends.COMPUTE_DTYPES}'),
       (t.loss_log_weight >= 0 and t.loss_power_weight >= 0,
        'train.loss_log_weight and loss_power_weight must be >= 0'),
   ]
@@ -68,6 +71,7 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
             + input_pipeline.check_config(config.data, stride)
             + inference.check_config(config.infer, stride)
             + noise_bank.check_config(config.noise)
+            + audio.check_config(config.audio)
             + _train_checks(config.train))
   for ok, message in checks:
     if not ok:
@@ -91,8 +95,10 @@ def create_optimizer(t: ml_collections.ConfigDict) -> optax.GradientTransformati
 
 def create_train_state(rng: jax.Array, config: ml_collections.ConfigDict,
                        input_shape: Tuple[int, ...]) -> TrainState:
-  model = models.build_model(config.model,
-                             **backends.layers_for(config.runtime))
+  # Parameters, optimizer state and BatchNorm statistics are float32 in any
+  # compute dtype, so checkpoints do not depend on it.
+  model = models.build_model(config.model, **backends.layers_for(
+      config.runtime, config.train.get('compute_dtype', 'float32')))
   variables = model.init(rng, jnp.zeros(input_shape, jnp.float32), train=False)
   return TrainState.create(apply_fn=model.apply, params=variables['params'],
                            batch_stats=variables.get('batch_stats', {}),
@@ -160,7 +166,8 @@ def train_step(state: TrainState, batch: Dict[str, jax.Array], loss=mse):
     recon, updates = state.apply_fn(
         {'params': params, 'batch_stats': state.batch_stats}, batch['input'],
         train=True, mutable=['batch_stats'])
-    return loss(recon, target), updates
+    # The loss in float32 whatever the compute dtype (train.compute_dtype).
+    return loss(recon.astype(jnp.float32), target), updates
 
   (loss, updates), grads = jax.value_and_grad(loss_fn, has_aux=True)(
       state.params)
@@ -244,7 +251,7 @@ def make_noise_bank(config: ml_collections.ConfigDict, data: Data,
     raise ConfigError(f'data.noisy_dir {config.data.noisy_dir}: {e}') from None
   if bank.model is not None:
     logging.info('%s', bank.model.summary())
-    if workdir:
+    if workdir and jax.process_index() == 0:  # One writer per file.
       noise_model.write(workdir, bank.model, data.train_power, data.noisy, n,
                         config.seed)
   return bank
@@ -268,7 +275,7 @@ def make_sampler(config: ml_collections.ConfigDict, data: Data,
   d, t = config.data, config.train
   if t.mode == 'autoencoder':
     crops = input_pipeline.CropSampler(data.train, d.crop_frames, t.batch_size,
-                                       config.seed)
+                                       config.seed, data.normalizer.silence)
     sampler = lambda step: {'input': crops(step)}
   else:
     spec = audio.MelSpec.from_config(config.audio)
@@ -293,7 +300,8 @@ def make_validation(config, data: Data,
                     bank: Optional[noise_bank.NoiseBank]) -> Optional[Validation]:
   if not data.val:
     return None
-  windows, mask = input_pipeline.tile_windows(data.val, config.data.crop_frames)
+  windows, mask = input_pipeline.tile_windows(
+      data.val, config.data.crop_frames, data.normalizer.silence)
   if bank is None:
     return Validation(windows, windows, mask)
   rng = np.random.default_rng([config.seed, 0x7A1])
@@ -316,11 +324,19 @@ def _to_global(batch: np.ndarray, sharding) -> jax.Array:
   return jax.make_array_from_process_local_data(sharding, local)
 
 
+def _local_variables(state: TrainState) -> Dict[str, Any]:
+  """This process's copy of the replicated model variables: a computation
+  on it needs no other process."""
+  return jax.tree_util.tree_map(
+      lambda x: x.addressable_data(0),
+      {'params': state.params, 'batch_stats': state.batch_stats})
+
+
 def _denoise_test(state: TrainState, data: Data, config) -> List[np.ndarray]:
   """The paired test set's noisy files denoised by the current model."""
-  variables = {'params': state.params, 'batch_stats': state.batch_stats}
-  model = models.build_model(config.model,
-                             **backends.layers_for(config.runtime))
+  variables = _local_variables(state)
+  model = models.build_model(config.model, **backends.layers_for(
+      config.runtime, config.train.get('compute_dtype', 'float32')))
   return inference.denoise_power(model, variables, data.normalizer,
                                  data.test[0].mels, config.infer)
 
@@ -345,6 +361,8 @@ def evaluate(state: TrainState, data: Data, val: Optional[Validation], config,
   """Validation metrics and the test set's competition MSE.
 
   Returns the metrics and the denoised test files (None without a test set).
+  Every process takes part in validation; only process 0, which writes the
+  metrics and the report, denoises the test set.
   """
   results, denoised = {}, None
   if val is not None:
@@ -354,7 +372,7 @@ def evaluate(state: TrainState, data: Data, val: Optional[Validation], config,
                                            config.train.eval_batch_size)
     ])[:len(val.inputs)]
     results.update(_validation_metrics(recon, val, data.normalizer))
-  if data.test:
+  if data.test and jax.process_index() == 0:
     noisy, clean = data.test
     denoised = _denoise_test(state, data, config)
     results['test_mse'] = float(np.mean([
@@ -362,6 +380,29 @@ def evaluate(state: TrainState, data: Data, val: Optional[Validation], config,
     results['test_noisy_mse'] = float(np.mean([
         metrics.competition_mse(n, c) for n, c in zip(noisy.mels, clean.mels)]))
   return results, denoised
+
+
+def _examples(state: TrainState, data: Data, val: Optional[Validation],
+              test_outputs, config):
+  """(noisy, denoised, clean) power mels of a few fixed examples for
+  TensorBoard: the first test files as `evaluate` denoised them or, without
+  a test set, validation windows free of padding (evenly spread), denoised
+  here by this process alone."""
+  if data.test:
+    return data.test[0].mels, test_outputs, data.test[1].mels
+  if val is None:
+    return [], [], []
+  whole = np.flatnonzero(val.mask.min(axis=(1, 2, 3)) > 0)
+  whole = whole if len(whole) else np.arange(len(val.inputs))
+  pick = whole[np.unique(np.linspace(0, len(whole) - 1, writers.EXAMPLES
+                                     ).astype(int))]
+  noisy = list(data.normalizer.inverse(val.inputs[pick, ..., 0]))
+  variables = _local_variables(state)
+  model = models.build_model(config.model, **backends.layers_for(
+      config.runtime, config.train.get('compute_dtype', 'float32')))
+  return (noisy, inference.denoise_power(model, variables, data.normalizer,
+                                         noisy, config.infer),
+          list(data.normalizer.inverse(val.targets[pick, ..., 0])))
 
 
 def _log_progress(step: int, num_steps: int, loss: float, rate: float,
@@ -394,6 +435,7 @@ def _check_finite(state: TrainState, step: int, last_saved) -> None:
 def train_and_evaluate(config: ml_collections.ConfigDict,
                        workdir: str) -> TrainState:
   """Trains (resuming from WORKDIR/checkpoints if any) and evaluates."""
+  cli.show_progress_logs()  # Progress lines also in a notebook.
   validate_config(config)
   t = config.train
   os.makedirs(workdir, exist_ok=True)
@@ -416,11 +458,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   step_fn = jax.jit(functools.partial(train_step, loss=make_loss(
       t, data.normalizer)), in_shardings=(replicated, data_sharding),
                     out_shardings=(replicated, replicated), donate_argnums=0)
-  eval_fn = jax.jit(eval_step)
+  # Replicated reconstructions: every process can read all of them.
+  eval_fn = jax.jit(eval_step, in_shardings=(replicated, data_sharding),
+                    out_shardings=replicated)
   bank = make_noise_bank(config, data, workdir)
   sampler = make_sampler(config, data, bank)
   val = make_validation(config, data, bank)
-  writer = writers.MetricWriter(workdir, start)
+  # Every process computes the same rows; process 0 alone writes files.
+  primary = jax.process_index() == 0
+  writer = writers.MetricWriter(workdir, start, config) if primary else None
   meta = {'config': config.to_dict(), 'normalizer': data.normalizer.to_dict()}
   pending, last_saved, test_outputs = [], start, None
   window_start, window_step = time.perf_counter(), start
@@ -446,7 +492,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
         row.update(results)
         if t.best_metric in results:
           metric = (t.best_metric, results[t.best_metric])
-      writer.write(step, row)
+      if writer:
+        writer.write(step, row)
+        if step % t.eval_every == 0 or is_last:
+          writer.write_examples(step, *_examples(state, data, val,
+                                                 test_outputs, config))
       _log_progress(step, t.num_steps, row['train_loss'],
                     row['examples_per_sec'], t.batch_size)
       if step % t.checkpoint_every == 0 or is_last:
@@ -459,9 +509,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
     # the last good one must be complete, not abandoned mid-save.
     manager.wait_until_finished()
     manager.close()
-  writer.close()
+  if writer:
+    writer.close()
   best = checkpointing.best_step(str(manager.directory), manager.all_steps())
-  if data.test:
+  if data.test and primary:
     path = report.write_report(
         workdir, int(state.step),
         test_outputs or _denoise_test(state, data, config), data.test,

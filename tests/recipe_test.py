@@ -16,6 +16,7 @@ from conftest import fake_mel
 from configs import base
 from mel_ae import features
 from mel_ae import inference
+from mel_ae import input_pipeline
 from mel_ae import metrics
 from mel_ae import models
 from mel_ae import train
@@ -156,3 +157,36 @@ def test_fitted_noise_is_written_or_falls_back_in_one_line(
     assert json.load(f)['gain_distribution'] in ('uniform', 'loguniform')
   assert os.path.exists(tmp_path / 'noise_model.png')
   assert any(m.startswith('noise model:') for m in caplog.messages)
+
+
+def test_kernel_output_is_a_weighted_mean_of_the_neighbours_power():
+  rng = np.random.default_rng(3)
+  z = rng.normal(size=(1, 6, 9, 1)).astype(np.float32)
+  logits = rng.normal(size=(1, 6, 9, 3 * 5 + 1)).astype(np.float32)
+  got = np.asarray(models.kernel_output(jnp.asarray(z), jnp.asarray(logits),
+                                        (3, 5)))[0, ..., 0]
+  padded = np.pad(z[0, ..., 0], ((1, 1), (2, 2)), mode='edge')
+  weights = np.exp(logits[0, ..., :-1])
+  weights /= weights.sum(-1, keepdims=True)
+  for f, t in [(0, 0), (3, 4), (5, 8)]:
+    neighbours = padded[f:f + 3, t:t + 5].ravel()
+    power = np.exp(logits[0, f, t, -1]) * np.dot(weights[f, t],
+                                                  np.exp(neighbours))
+    assert got[f, t] == pytest.approx(np.log(power), rel=1e-5)
+
+
+@pytest.mark.parametrize('kind', features.KINDS)
+def test_padding_is_zero_power_in_every_domain(kind):
+  mel = fake_mel(np.random.default_rng(4), 20)
+  normalizer = features.fit_normalizer([mel], kind)
+  windows, mask = input_pipeline.tile_windows([normalizer.forward(mel)], 32,
+                                              normalizer.silence)
+  # 'db' cannot go below top_db under the peak: its silence is 1e-8 of it.
+  quiet = 1e-7 * mel.max()
+  assert mask[0, 0, 20:, 0].sum() == 0
+  np.testing.assert_allclose(normalizer.inverse(windows[0, :, 20:, 0]), 0,
+                             atol=quiet)
+  windows = inference._windows(normalizer.forward(mel), 16, 8,  # pylint: disable=protected-access
+                               normalizer.silence)
+  np.testing.assert_allclose(normalizer.inverse(windows[0, :, :8]), 0,
+                             atol=quiet)

@@ -16,6 +16,14 @@ other (tests/portability_test.py).
 
 `runtime.phase_upsample` computes each nearest-upsample + conv at low
 resolution (phase.py), an exact reformulation with fewer FLOPs.
+
+The compute dtype (config.train.compute_dtype) is a run-time choice too:
+'bfloat16' runs the convolutions, BatchNorm and activations in bfloat16
+(flax's `dtype`), while parameters, their gradients' accumulation in the
+optimizer and BatchNorm statistics stay float32 (`param_dtype`), so the
+checkpoint is the same as a float32 run's. 'xla' and 'matmul_grad' run bf16
+anywhere; 'onednn' where the CPU has native bf16 kernels, and float32
+elsewhere (said once in the log).
 """
 import functools
 from typing import Any, Dict, List, Tuple
@@ -23,6 +31,7 @@ from typing import Any, Dict, List, Tuple
 from absl import logging
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 
 from mel_ae import layers
 from mel_ae.backends import conv_matmul
@@ -30,6 +39,7 @@ from mel_ae.backends import onednn
 from mel_ae.backends import phase
 
 CONV_IMPLS = ('auto', 'xla', 'matmul_grad', 'onednn')
+COMPUTE_DTYPES = ('float32', 'bfloat16')
 _CONVS = {'xla': layers.lax_convs, 'matmul_grad': conv_matmul.where_wide,
           'onednn': onednn.convs}
 
@@ -50,6 +60,18 @@ def resolve(conv_impl: str) -> str:
   return 'matmul_grad'
 
 
+def resolve_dtype(conv_impl: str, compute_dtype: str) -> str:
+  """The compute dtype that `conv_impl` (resolved) runs here: bfloat16 where
+  it can, float32 (said once) where its convolutions have no bf16 kernels."""
+  if compute_dtype == 'bfloat16' and conv_impl == 'onednn':
+    reason = onednn.bf16_unavailable_reason()
+    if reason:
+      logging.log_first_n(logging.WARNING, "compute_dtype='bfloat16' with "
+                          "conv_impl='onednn': %s; running float32", 1, reason)
+      return 'float32'
+  return compute_dtype
+
+
 def check_config(runtime) -> List[Tuple[bool, str]]:
   """(ok, message) pairs for config.runtime; 'onednn' by name must work."""
   checks = [(runtime.conv_impl in CONV_IMPLS,
@@ -61,21 +83,36 @@ def check_config(runtime) -> List[Tuple[bool, str]]:
   return checks
 
 
+def _with(module, **fields):
+  return functools.partial(module, **fields) if fields else module
+
+
 @functools.cache
-def _layers(conv_impl: str, phase_upsample: bool) -> Dict[str, Any]:
+def _layers(conv_impl: str, phase_upsample: bool,
+            compute_dtype: str) -> Dict[str, Any]:
   convs = _CONVS[conv_impl]
-  conv = (nn.Conv if convs is layers.lax_convs else functools.partial(
-      nn.Conv, conv_general_dilated=conv_matmul.drop_in(convs)))
+  # float32: flax's defaults (dtype None: the inputs' and params' float32).
+  dtype = {} if compute_dtype == 'float32' else {
+      'dtype': jnp.dtype(compute_dtype)}
+  conv = _with(nn.Conv, **dtype) if convs is layers.lax_convs else _with(
+      nn.Conv, conv_general_dilated=conv_matmul.drop_in(convs), **dtype)
   compute = phase.upsample_conv_phase if phase_upsample else (
       layers.upsample_then_conv)
-  return {'conv': conv, 'upsample_conv': functools.partial(
-      layers.UpsampleConv, compute=functools.partial(compute, convs=convs))}
+  return {'conv': conv,
+          'upsample_conv': _with(
+              layers.UpsampleConv,
+              compute=functools.partial(compute, convs=convs), **dtype),
+          'norm': _with(nn.BatchNorm, **dtype)}
 
 
-def layers_for(runtime) -> Dict[str, Any]:
-  """The `conv` and `upsample_conv` modules for `models.build_model`.
+def layers_for(runtime, compute_dtype: str = 'float32') -> Dict[str, Any]:
+  """The `conv`, `upsample_conv` and `norm` modules for
+  `models.build_model`, computing in `compute_dtype` ('float32' or
+  'bfloat16', see `resolve_dtype`); parameters are float32 either way.
 
   Cached: the same runtime gives the same (hashable) modules, so jitted
   functions that take the model as a static argument compile once.
   """
-  return _layers(resolve(runtime.conv_impl), bool(runtime.phase_upsample))
+  conv_impl = resolve(runtime.conv_impl)
+  return _layers(conv_impl, bool(runtime.phase_upsample),
+                 resolve_dtype(conv_impl, compute_dtype))
