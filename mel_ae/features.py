@@ -6,9 +6,10 @@ by the largest compressed value of the training files, so inputs lie in
 the checkpoint (`to_dict` / `from_dict`), so inference never refits it.
 `kind='db'` is the log alternative used in ablations: 10 log10(x + eps),
 mapped linearly so that [max - top_db, max] becomes [0, 1]. `kind='log'` is
-ln(x + log_eps) - ln(max + log_eps): natural-log units (a residual of r in
-this domain is a gain of e^r on power, models.UNet), 0 at the training
-maximum, exactly invertible.
+ln(x + log_eps) minus its mean over the training files: natural-log units
+(a residual of r in this domain is a gain of e^r on power, models.UNet),
+exactly invertible, and centred, so that the zeros a convolution pads its
+input with stand for a typical level, not for the loudest.
 """
 import dataclasses
 from typing import Iterable
@@ -17,10 +18,10 @@ import numpy as np
 
 _DB_EPS = 1e-10
 KINDS = ('root', 'db', 'log')
-# kind='log' inverts at most to e^10 times the training maximum: a wild
-# prediction early in training then gives a large but finite raw-power loss
-# (its square fits float32), not inf.
-_MAX_LOG_GAIN = 10.0
+# kind='log' inverts at most to e^30 times the training files' geometric
+# mean (~1e11 times their maximum): a wild prediction early in training then
+# gives a large but finite raw-power loss (its square fits float32), not inf.
+_MAX_LOG_GAIN = 30.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,13 +82,15 @@ def fit_normalizer(mels: Iterable[np.ndarray], kind: str = 'root',
                    root: float = 16.0, top_db: float = 80.0,
                    log_eps: float = 1e-6) -> Normalizer:
   """Fits the scale (and offset) on training power mels."""
+  mels = [np.asarray(m, np.float64) for m in mels]
   probe = Normalizer(kind=kind, root=root, top_db=top_db, log_eps=log_eps)
-  peak = max(float(np.max(probe.compress(np.asarray(m, np.float64))))
-             for m in mels)
+  peak = max(float(np.max(probe.compress(m))) for m in mels)
   if kind == 'db':
     return dataclasses.replace(probe, offset=peak - top_db, scale=top_db)
   if peak <= (np.log(log_eps) if kind == 'log' else 0.0):
     raise ValueError('training mels are all zero: cannot fit the normaliser')
   if kind == 'log':
-    return dataclasses.replace(probe, offset=peak, scale=1.0)
+    logs = [probe.compress(m) for m in mels]
+    mean = sum(float(l.sum()) for l in logs) / sum(l.size for l in logs)
+    return dataclasses.replace(probe, offset=mean, scale=1.0)
   return dataclasses.replace(probe, scale=peak)

@@ -174,9 +174,13 @@ class UNet(nn.Module):
                                      kernel_init=_KERNEL_INIT)(x))
       x = self._block(jnp.concatenate([x, skip], axis=-1), channels, train)
     taps = int(np.prod(self.kernel_window))
+    # Zero-initialised, so training starts from the identity ('residual')
+    # or an even mean of the window ('kernel'); float32 whatever the compute
+    # dtype, as AutoEncoder's output.
     x = self.conv(taps + 1 if self.output_mode == 'kernel' else 1,
-                  (self.output_kernel_size,) * 2, kernel_init=_KERNEL_INIT,
-                  dtype=jnp.float32)(x)  # float32 output, as AutoEncoder's
+                  (self.output_kernel_size,) * 2,
+                  kernel_init=nn.initializers.zeros_init(),
+                  dtype=jnp.float32)(x)
     if self.output_mode == 'kernel':
       return kernel_output(inputs, x, tuple(self.kernel_window))
     return inputs + x if self.output_mode == 'residual' else x
