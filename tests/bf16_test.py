@@ -9,11 +9,13 @@ import re
 import subprocess
 import sys
 
+import flax
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from configs import base
 from conftest import ROOT
 from mel_ae import backends
 from mel_ae import inference
@@ -93,15 +95,55 @@ def test_bf16_convs_match_the_float32_reference(conv_impl, x_shape,
     _assert_bf16_close(got, want)
 
 
+@pytest.mark.skipif(bool(_ONEDNN), reason=_ONEDNN or 'available')
+@pytest.mark.parametrize('dtype', [
+    jnp.float32, pytest.param(jnp.bfloat16, marks=needs_onednn_bf16)])
+def test_onednn_bias_inside_the_conv(dtype):
+  """`onednn.convs(..., bias=)`: each output plus the (float32) bias, and
+  the bias gradient from the kernel gradient's primitive, against lax."""
+  pads = (((1, 1), (1, 1)), ((1, 1), (2, 0)), ((2, 0), (1, 1)))
+  x = _random((3, 6, 5, 16), 0, dtype)
+  kernels = [_random((3, 3, 16, 8), i + 1, dtype) for i in range(3)]
+  bias = _random((8,), 9, jnp.float32)
+  gs = [_random((3, 6, 5, 8), 10 + i, dtype) for i in range(3)]
+
+  def value_and_grads(convs, x, kernels, bias, gs):
+    def f(x, kernels, bias):
+      ys = convs(x, kernels, pads, bias)
+      return sum(jnp.vdot(y.astype(jnp.float32), g.astype(jnp.float32))
+                 for y, g in zip(ys, gs)), ys
+    (_, ys), grads = jax.value_and_grad(f, (0, 1, 2), has_aux=True)(
+        x, kernels, bias)
+    return ys, grads
+
+  def lax_with_bias(x, kernels, paddings, bias):
+    return [y + bias for y in layers.lax_convs(x, kernels, paddings)]
+  ours = jax.jit(functools.partial(value_and_grads, onednn.convs))(
+      x, kernels, bias, gs)
+  f32 = lambda tree: jax.tree.map(lambda a: a.astype(jnp.float32), tree)
+  ref = jax.jit(functools.partial(value_and_grads, lax_with_bias))(
+      *f32((x, kernels, bias, gs)))
+  assert ours[1][2].dtype == jnp.float32  # the bias gradient
+  close = (_assert_bf16_close if dtype == jnp.bfloat16 else
+           lambda a, b: np.testing.assert_allclose(
+               a, b, rtol=1e-5, atol=1e-5 * np.abs(b).max()))
+  jax.tree.map(close, ours, ref)
+
+
 @needs_onednn_bf16
-def test_onednn_runs_bf16_itself():
+@pytest.mark.parametrize('with_bias', [False, True])
+def test_onednn_runs_bf16_itself(with_bias):
   """bf16 convs reach oneDNN's custom calls (not XLA's fallback), forward
   and both gradients, with bf16 operands."""
   pads = (((2, 2), (2, 2)),)
   x, k = _random((2, 8, 8, 16), 0), _random((5, 5, 16, 16), 1)
-  f = lambda x, k: jnp.sum(onednn.convs(x, [k], pads)[0].astype(jnp.float32))
+  bias = jnp.zeros((16,)) if with_bias else None
+  f = lambda x, k: jnp.sum(onednn.convs(x, [k], pads, bias)[0].astype(
+      jnp.float32))
   hlo = jax.jit(jax.value_and_grad(f, (0, 1))).lower(x, k).as_text()
-  for target in ('Forward', 'BackwardData', 'BackwardWeights'):
+  suffix = 'Bias' if with_bias else ''
+  for target in (f'Forward{suffix}', 'BackwardData',
+                 f'BackwardWeights{suffix}'):
     call = re.search(rf'custom_call @mel_ae_conv_{target}\(.*', hlo)
     assert call and 'bf16' in call.group(0), target
   assert 'convolution' not in hlo
@@ -111,7 +153,7 @@ def _conv_dtypes(hlo: str):
   """(operand element type, output channels) of each conv in StableHLO
   text, XLA's or oneDNN's forward custom call."""
   ops = re.findall(r'(?:stablehlo\.convolution|custom_call @mel_ae_conv_'
-                   r'Forward).*:\s*\(tensor<[0-9x]*x(\w+)>.*->\s*'
+                   r'Forward(?:Bias)?).*:\s*\(tensor<[0-9x]*x(\w+)>.*->\s*'
                    r'tensor<[0-9x]*x(\d+)x\w+>', hlo)
   return [(dtype, int(channels)) for dtype, channels in ops]
 
@@ -151,6 +193,53 @@ def _count_traces(monkeypatch, names=('train_step', 'eval_step')):
 def _float_dtypes(tree):
   return {str(a.dtype) for a in jax.tree.leaves(tree)
           if jnp.issubdtype(a.dtype, jnp.floating)}
+
+
+def _step(conv_impl, dtype, x):
+  """The seed's variables, and loss, batch stats and flat gradients of a
+  training step, with `conv_impl` computing in `dtype`."""
+  config = base.get_config()
+  config.runtime.conv_impl = conv_impl
+  model = models.build_model(config.model,
+                             **backends.layers_for(config.runtime, dtype))
+  variables = jax.jit(functools.partial(model.init, train=False))(
+      jax.random.key(0), x)
+
+  def loss(params):
+    y, updates = model.apply({**variables, 'params': params}, x, train=True,
+                             mutable=['batch_stats'])
+    return jnp.mean((y - x) ** 2), updates['batch_stats']
+  (value, stats), grads = jax.jit(jax.value_and_grad(loss, has_aux=True))(
+      variables['params'])
+  # The biases of convs before a BatchNorm get no gradient but rounding
+  # noise, in either precision: left out.
+  grads = {k: v for k, v in flax.traverse_util.flatten_dict(grads).items()
+           if not (k[-1] == 'bias' and k[0] != 'Conv_4')}
+  return variables, value, stats, grads
+
+
+@pytest.mark.parametrize('conv_impl', ['xla', 'matmul_grad', pytest.param(
+    'onednn', marks=needs_onednn_bf16)])
+def test_bf16_model_is_the_float32_model(conv_impl):
+  """The seed at a small size in bf16: float32 XLA's parameter tree and
+  initial values; loss and batch statistics within bf16 precision; the
+  gradient pointing the same way (through five BatchNorms, bf16 rounding
+  moves each of its parts by ~10-18% of its scale at initialisation, in
+  XLA's bf16 as in oneDNN's: measured), and the back-end's gradient within
+  bf16 precision of XLA's own bf16 one (~0.7% of each part's scale, seen)."""
+  x = jax.random.uniform(jax.random.key(0), (4, 32, 32, 1))
+  v32, loss32, stats32, grads32 = _step('xla', 'float32', x)
+  v16, loss16, stats16, grads16 = _step(conv_impl, 'bfloat16', x)
+  jax.tree.map(np.testing.assert_array_equal, v16, v32)
+  assert models.count_params(v16['params']) == 32_513
+  np.testing.assert_allclose(loss16, loss32, rtol=1e-2)
+  jax.tree.map(_assert_bf16_close, stats16, stats32)
+  flat = lambda g: np.concatenate([np.ravel(g[k]) for k in sorted(g)])
+  a, b = flat(grads16), flat(grads32)
+  assert a @ b / np.linalg.norm(a) / np.linalg.norm(b) > 0.98
+  if conv_impl != 'xla':
+    _, _, _, grads_xla16 = _step('xla', 'bfloat16', x)
+    jax.tree.map(_assert_bf16_close, grads16, grads_xla16)
 
 
 @pytest.mark.parametrize('conv_impl', ['matmul_grad', 'auto'])

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <cstring>
 #include <string>
+#include <unordered_map>
 
 #include "oneapi/dnnl/dnnl.hpp"
 #include "xla/ffi/api/ffi.h"
@@ -102,28 +103,54 @@ ffi::Error Guarded(Fn fn) {
   return ffi::Error::Success();
 }
 
-// y = conv(x, w); y may be float32 when x and w are bfloat16.
-ffi::Error Forward(ffi::AnyBuffer x, ffi::AnyBuffer w,
-                   ffi::Result<ffi::AnyBuffer> y, int64_t top, int64_t bottom,
-                   int64_t left, int64_t right) {
+// (O,) bias or bias gradient as the buffer holds it.
+memory::desc BiasDesc(const ffi::AnyBuffer& b) {
+  return memory::desc({b.dimensions()[0]}, DnnlType(b.element_type()),
+                      Tag::a);
+}
+
+// y = conv(x, w) (+ b); y may be float32 when x and w are bfloat16, and b
+// float32 either way.
+ffi::Error ForwardImpl(ffi::AnyBuffer x, ffi::AnyBuffer w,
+                       const ffi::AnyBuffer* b, ffi::AnyBuffer y, int64_t top,
+                       int64_t bottom, int64_t left, int64_t right) {
   return Guarded([&] {
     Geometry g = MakeGeometry(
         x.dimensions(), DnnlType(x.element_type()), w.dimensions(),
-        DnnlType(w.element_type()), y->dimensions(),
-        DnnlType(y->element_type()), top, bottom, left, right);
-    dnnl::convolution_forward::primitive_desc pd(
-        Engine(), dnnl::prop_kind::forward_training,
-        dnnl::algorithm::convolution_direct, g.src, g.any_weights, g.dst,
-        {1, 1}, g.pad_l, g.pad_r);
+        DnnlType(w.element_type()), y.dimensions(),
+        DnnlType(y.element_type()), top, bottom, left, right);
+    auto pd = b ? dnnl::convolution_forward::primitive_desc(
+                      Engine(), dnnl::prop_kind::forward_training,
+                      dnnl::algorithm::convolution_direct, g.src,
+                      g.any_weights, BiasDesc(*b), g.dst, {1, 1}, g.pad_l,
+                      g.pad_r)
+                : dnnl::convolution_forward::primitive_desc(
+                      Engine(), dnnl::prop_kind::forward_training,
+                      dnnl::algorithm::convolution_direct, g.src,
+                      g.any_weights, g.dst, {1, 1}, g.pad_l, g.pad_r);
     memory src(g.src, Engine(), x.untyped_data());
-    memory dst(g.dst, Engine(), y->untyped_data());
+    memory dst(g.dst, Engine(), y.untyped_data());
     memory weights = Reordered(pd.weights_desc(),
                                memory(g.weights, Engine(), w.untyped_data()));
-    dnnl::convolution_forward(pd).execute(
-        Stream(), {{DNNL_ARG_SRC, src},
-                   {DNNL_ARG_WEIGHTS, weights},
-                   {DNNL_ARG_DST, dst}});
+    std::unordered_map<int, memory> args = {{DNNL_ARG_SRC, src},
+                                            {DNNL_ARG_WEIGHTS, weights},
+                                            {DNNL_ARG_DST, dst}};
+    if (b) args[DNNL_ARG_BIAS] = memory(BiasDesc(*b), Engine(),
+                                        b->untyped_data());
+    dnnl::convolution_forward(pd).execute(Stream(), args);
   });
+}
+
+ffi::Error Forward(ffi::AnyBuffer x, ffi::AnyBuffer w,
+                   ffi::Result<ffi::AnyBuffer> y, int64_t top, int64_t bottom,
+                   int64_t left, int64_t right) {
+  return ForwardImpl(x, w, nullptr, *y, top, bottom, left, right);
+}
+
+ffi::Error ForwardBias(ffi::AnyBuffer x, ffi::AnyBuffer w, ffi::AnyBuffer b,
+                       ffi::Result<ffi::AnyBuffer> y, int64_t top,
+                       int64_t bottom, int64_t left, int64_t right) {
+  return ForwardImpl(x, w, &b, *y, top, bottom, left, right);
 }
 
 // dx from dy and w; dx's shape is the result's (float32 when dy and w are
@@ -151,35 +178,60 @@ ffi::Error BackwardData(ffi::AnyBuffer dy, ffi::AnyBuffer w,
   });
 }
 
-// dw from x and dy; dw's shape is the result's (float32 when x and dy are
-// bfloat16 is allowed: oneDNN accumulates it in f32 either way).
-ffi::Error BackwardWeights(ffi::AnyBuffer x, ffi::AnyBuffer dy,
-                           ffi::Result<ffi::AnyBuffer> dw, int64_t top,
-                           int64_t bottom, int64_t left, int64_t right) {
+// dw (and db, the sum of dy over N, H, W) from x and dy; dw's shape is the
+// result's (float32 when x and dy are bfloat16 is allowed: oneDNN
+// accumulates in f32 either way).
+ffi::Error BackwardWeightsImpl(ffi::AnyBuffer x, ffi::AnyBuffer dy,
+                               ffi::AnyBuffer dw, ffi::AnyBuffer* db,
+                               int64_t top, int64_t bottom, int64_t left,
+                               int64_t right) {
   return Guarded([&] {
     Type type = DnnlType(x.element_type());
-    Geometry g = MakeGeometry(x.dimensions(), type, dw->dimensions(),
-                              DnnlType(dw->element_type()), dy.dimensions(),
+    Geometry g = MakeGeometry(x.dimensions(), type, dw.dimensions(),
+                              DnnlType(dw.element_type()), dy.dimensions(),
                               DnnlType(dy.element_type()), top, bottom, left,
                               right);
-    dnnl::convolution_backward_weights::primitive_desc pd(
-        Engine(), dnnl::algorithm::convolution_direct, g.src, g.any_weights,
-        g.dst, {1, 1}, g.pad_l, g.pad_r, ForwardDesc(g, type));
+    auto pd = db ? dnnl::convolution_backward_weights::primitive_desc(
+                       Engine(), dnnl::algorithm::convolution_direct, g.src,
+                       g.any_weights, BiasDesc(*db), g.dst, {1, 1}, g.pad_l,
+                       g.pad_r, ForwardDesc(g, type))
+                 : dnnl::convolution_backward_weights::primitive_desc(
+                       Engine(), dnnl::algorithm::convolution_direct, g.src,
+                       g.any_weights, g.dst, {1, 1}, g.pad_l, g.pad_r,
+                       ForwardDesc(g, type));
     memory src(g.src, Engine(), x.untyped_data());
     memory diff_dst(g.dst, Engine(), dy.untyped_data());
-    memory user_dw(g.weights, Engine(), dw->untyped_data());
+    memory user_dw(g.weights, Engine(), dw.untyped_data());
     bool direct = pd.diff_weights_desc() == g.weights;
     memory diff_weights =
         direct ? user_dw : memory(pd.diff_weights_desc(), Engine());
-    dnnl::convolution_backward_weights(pd).execute(
-        Stream(), {{DNNL_ARG_SRC, src},
-                   {DNNL_ARG_DIFF_DST, diff_dst},
-                   {DNNL_ARG_DIFF_WEIGHTS, diff_weights}});
+    std::unordered_map<int, memory> args = {
+        {DNNL_ARG_SRC, src},
+        {DNNL_ARG_DIFF_DST, diff_dst},
+        {DNNL_ARG_DIFF_WEIGHTS, diff_weights}};
+    if (db) args[DNNL_ARG_DIFF_BIAS] = memory(BiasDesc(*db), Engine(),
+                                              db->untyped_data());
+    dnnl::convolution_backward_weights(pd).execute(Stream(), args);
     if (!direct) {
       dnnl::reorder(diff_weights, user_dw)
           .execute(Stream(), diff_weights, user_dw);
     }
   });
+}
+
+ffi::Error BackwardWeights(ffi::AnyBuffer x, ffi::AnyBuffer dy,
+                           ffi::Result<ffi::AnyBuffer> dw, int64_t top,
+                           int64_t bottom, int64_t left, int64_t right) {
+  return BackwardWeightsImpl(x, dy, *dw, nullptr, top, bottom, left, right);
+}
+
+ffi::Error BackwardWeightsBias(ffi::AnyBuffer x, ffi::AnyBuffer dy,
+                               ffi::Result<ffi::AnyBuffer> dw,
+                               ffi::Result<ffi::AnyBuffer> db, int64_t top,
+                               int64_t bottom, int64_t left, int64_t right) {
+  ffi::AnyBuffer bias_grad = *db;
+  return BackwardWeightsImpl(x, dy, *dw, &bias_grad, top, bottom, left,
+                             right);
 }
 
 }  // namespace
@@ -215,15 +267,16 @@ extern "C" int MelAeConvImplementation(int type, char* out, int64_t size) {
   return static_cast<int64_t>(result.size()) < size ? 0 : 1;
 }
 
+#define MEL_AE_PADDING                                  \
+  .Attr<int64_t>("top")                                \
+      .Attr<int64_t>("bottom")                         \
+      .Attr<int64_t>("left")                           \
+      .Attr<int64_t>("right")
 #define MEL_AE_CONV_BINDING                             \
   ffi::Ffi::Bind()                                     \
       .Arg<ffi::AnyBuffer>()                           \
       .Arg<ffi::AnyBuffer>()                           \
-      .Ret<ffi::AnyBuffer>()                           \
-      .Attr<int64_t>("top")                            \
-      .Attr<int64_t>("bottom")                         \
-      .Attr<int64_t>("left")                           \
-      .Attr<int64_t>("right")
+      .Ret<ffi::AnyBuffer>() MEL_AE_PADDING
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(MelAeConvForward, Forward,
                               MEL_AE_CONV_BINDING);
@@ -231,3 +284,16 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(MelAeConvBackwardData, BackwardData,
                               MEL_AE_CONV_BINDING);
 XLA_FFI_DEFINE_HANDLER_SYMBOL(MelAeConvBackwardWeights, BackwardWeights,
                               MEL_AE_CONV_BINDING);
+XLA_FFI_DEFINE_HANDLER_SYMBOL(MelAeConvForwardBias, ForwardBias,
+                              ffi::Ffi::Bind()
+                                  .Arg<ffi::AnyBuffer>()
+                                  .Arg<ffi::AnyBuffer>()
+                                  .Arg<ffi::AnyBuffer>()
+                                  .Ret<ffi::AnyBuffer>() MEL_AE_PADDING);
+XLA_FFI_DEFINE_HANDLER_SYMBOL(MelAeConvBackwardWeightsBias,
+                              BackwardWeightsBias,
+                              ffi::Ffi::Bind()
+                                  .Arg<ffi::AnyBuffer>()
+                                  .Arg<ffi::AnyBuffer>()
+                                  .Ret<ffi::AnyBuffer>()
+                                  .Ret<ffi::AnyBuffer>() MEL_AE_PADDING);
