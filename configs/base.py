@@ -161,6 +161,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.noise.model_db_range = (-40.0, 30.0)
   config.noise.model_db_step = 0.5
   config.noise.model_min_frames = 32
+  # 'fitted': where the fitted floor's mean lies more than this many dB above
+  # the clean files' quiet frames, the noisy files' own quiet frames make the
+  # floor (their colour and structure) at the fitted levels.
+  config.noise.fitted_textures_above_db = 0.0
 
   # Denoising a whole file: windows of chunk_frames outputs, each with
   # margin_frames of context per side (>= the model's receptive radius).

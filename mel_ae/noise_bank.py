@@ -55,13 +55,42 @@ class Additive:
   cross_std: float = 0.0
 
   def __call__(self, clean: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    frames = clean.shape[1]
-    texture = self.textures[rng.integers(len(self.textures))]
-    if texture.shape[1] < frames:
-      texture = np.tile(texture, (1, -(-frames // texture.shape[1])))
-    start = rng.integers(texture.shape[1] - frames + 1)
-    return mix(clean, texture[:, start:start + frames],
+    return mix(clean, _texture_crop(self.textures, clean.shape[1], rng),
                rng.uniform(*self.snr_db), self.cross_std, rng)
+
+
+def _texture_crop(textures: Sequence[np.ndarray], frames: int,
+                  rng: np.random.Generator) -> np.ndarray:
+  """`frames` frames of a random texture (looped if shorter), random start."""
+  texture = textures[rng.integers(len(textures))]
+  if texture.shape[1] < frames:
+    texture = np.tile(texture, (1, -(-frames // texture.shape[1])))
+  start = rng.integers(texture.shape[1] - frames + 1)
+  return texture[:, start:start + frames]
+
+
+@dataclasses.dataclass(frozen=True)
+class Fitted:
+  """Draws from a fitted noise model (`noise_model.NoiseModel`).
+
+  Where the model finds an additive floor above the clean files' quiet
+  frames, the floor is made of the noisy files' own quiet frames (`textures`,
+  mean 1: their colour and structure, hum lines, babble) at the fitted
+  levels, rather than the model's stationary floor: real noise is seldom
+  stationary. Without textures, the model's own simulation.
+  """
+  model: noise_model.NoiseModel
+  textures: Tuple[np.ndarray, ...] = ()
+
+  def __call__(self, clean: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    if not self.textures:
+      return self.model.simulate(clean, rng)
+    m = self.model
+    gain = noise_model.gain_from_uniform(m.gain_distribution, m.gain_range,
+                                         rng.random(clean.shape))
+    level_db = m.floor_median_db + m.file_std_db * rng.standard_normal()
+    floor = _texture_crop(self.textures, clean.shape[1], rng)
+    return gain * np.asarray(clean, np.float64) + 10 ** (level_db / 10) * floor
 
 
 @dataclasses.dataclass(frozen=True)
@@ -184,7 +213,10 @@ def build_noise_bank(
       if model is None and noisy:
         model = noise_model.fit(clean, noisy, noise_config, spec, seed)
       if model is not None:
-        corruptions[kind] = model.simulate
+        corruptions[kind] = Fitted(model, tuple(
+            estimated_textures(noisy, noise_config.quiet_fraction)
+            if noisy and model.floor_mean_db > model.clean_floor_db
+            + noise_config.fitted_textures_above_db else ()))
     else:
       textures = _textures(kind, noise_config, spec, clean, noisy, rng)
       if textures is not None:

@@ -397,16 +397,19 @@ def load(path: str) -> NoiseModel:
 
 
 def write(workdir: str, model: NoiseModel, clean: Sequence[np.ndarray],
-          noisy: Sequence[np.ndarray], noise_config, seed: int) -> None:
+          noisy: Sequence[np.ndarray], noise_config, seed: int,
+          simulate=None) -> None:
   """WORKDIR/noise_model.json, and noise_model.png: the fit's histograms of
-  the noisy files, the clean files and the clean files through the model,
-  so that a bad fit shows at a glance."""
+  the noisy files, the clean files and the clean files through the model
+  (or through `simulate(clean, rng)`, what training draws from it), so that
+  a bad fit shows at a glance."""
   with open(os.path.join(workdir, 'noise_model.json'), 'w') as f:
     json.dump(model.to_dict(), f, indent=1)
     f.write('\n')
   rng = np.random.default_rng([seed, _SEED_TAG, 1])
   sets = {'noisy': noisy, 'clean': clean,
-          'clean + fitted noise': [model.simulate(c, rng) for c in clean]}
+          'clean + fitted noise': [(simulate or model.simulate)(c, rng)
+                                   for c in clean]}
   _plot(os.path.join(workdir, 'noise_model.png'), sets, noise_config,
         model.summary().replace('; ', '\n'))
 
@@ -421,8 +424,7 @@ def _plot(path: str, sets: Dict[str, Sequence[np.ndarray]], noise_config,
              lambda d: np.diff(d, axis=0), -span / 2, span / 2),
             ('difference to the next frame (dB)',
              lambda d: np.diff(d, axis=1), -span / 2, span / 2))
-  plt = plots.pyplot()
-  fig, axes = plt.subplots(1, len(panels), figsize=(13, 4))
+  fig, axes = plots.subplots(1, len(panels), figsize=(13, 4))
   for ax, (label, statistic, start, stop) in zip(axes, panels):
     for name, mels in sets.items():
       values = [statistic(_log_power(m, (low, high))).ravel() for m in mels]
@@ -433,5 +435,4 @@ def _plot(path: str, sets: Dict[str, Sequence[np.ndarray]], noise_config,
   axes[0].legend(fontsize=8)
   fig.suptitle(title, fontsize=8)
   fig.tight_layout()
-  fig.savefig(path, dpi=90)
-  plt.close(fig)
+  plots.save(fig, path)

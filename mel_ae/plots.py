@@ -9,7 +9,6 @@ is drawn, not at start-up (~0.5 s).
 """
 import functools
 import io
-import types
 from typing import Dict, Sequence, Tuple
 
 import numpy as np
@@ -59,13 +58,6 @@ def save(fig, path: str, dpi: int = DPI) -> str:
   """Writes `fig` to `path` (the format from its suffix); returns the path."""
   fig.savefig(path, dpi=dpi)
   return path
-
-
-def pyplot():
-  """Deprecated: for callers of the old pyplot-returning helper (`subplots`
-  and `close`); the figures are pyplot-free and the backend stays as is.
-  Use `subplots` and `save`."""
-  return types.SimpleNamespace(subplots=subplots, close=lambda fig: None)
 
 
 def frequency_ticks(spec: audio.MelSpec) -> Tuple[np.ndarray, Sequence[str]]:

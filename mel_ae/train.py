@@ -56,7 +56,7 @@ def _train_checks(t) -> List[Tuple[bool, str]]:
       (t.best_metric in ('val_power_mse', 'val_mse'),
        "train.best_metric must be 'val_power_mse' or 'val_mse'"),
       (t.loss in LOSSES, f'train.loss must be one of {LOSSES}'),
-      (t.get('compute_dtype', 'float32') in backends.COMPUTE_DTYPES,
+      (t.compute_dtype in backends.COMPUTE_DTYPES,
        f'train.compute_dtype must be one of {backends.COMPUTE_DTYPES}'),
       (t.loss_log_weight >= 0 and t.loss_power_weight >= 0,
        'train.loss_log_weight and loss_power_weight must be >= 0'),
@@ -93,12 +93,18 @@ def create_optimizer(t: ml_collections.ConfigDict) -> optax.GradientTransformati
   return adam
 
 
+def build_model(config: ml_collections.ConfigDict):
+  """The config's model, computed as this run's runtime and compute dtype
+  say (mel_ae/backends): the same function and parameters either way."""
+  return models.build_model(config.model, **backends.layers_for(
+      config.runtime, config.train.compute_dtype))
+
+
 def create_train_state(rng: jax.Array, config: ml_collections.ConfigDict,
                        input_shape: Tuple[int, ...]) -> TrainState:
   # Parameters, optimizer state and BatchNorm statistics are float32 in any
   # compute dtype, so checkpoints do not depend on it.
-  model = models.build_model(config.model, **backends.layers_for(
-      config.runtime, config.train.get('compute_dtype', 'float32')))
+  model = build_model(config)
   variables = model.init(rng, jnp.zeros(input_shape, jnp.float32), train=False)
   return TrainState.create(apply_fn=model.apply, params=variables['params'],
                            batch_stats=variables.get('batch_stats', {}),
@@ -253,7 +259,7 @@ def make_noise_bank(config: ml_collections.ConfigDict, data: Data,
     logging.info('%s', bank.model.summary())
     if workdir and jax.process_index() == 0:  # One writer per file.
       noise_model.write(workdir, bank.model, data.train_power, data.noisy, n,
-                        config.seed)
+                        config.seed, bank.corruptions['fitted'])
   return bank
 
 
@@ -335,8 +341,7 @@ def _local_variables(state: TrainState) -> Dict[str, Any]:
 def _denoise_test(state: TrainState, data: Data, config) -> List[np.ndarray]:
   """The paired test set's noisy files denoised by the current model."""
   variables = _local_variables(state)
-  model = models.build_model(config.model, **backends.layers_for(
-      config.runtime, config.train.get('compute_dtype', 'float32')))
+  model = build_model(config)
   return inference.denoise_power(model, variables, data.normalizer,
                                  data.test[0].mels, config.infer)
 
@@ -398,8 +403,7 @@ def _examples(state: TrainState, data: Data, val: Optional[Validation],
                                      ).astype(int))]
   noisy = list(data.normalizer.inverse(val.inputs[pick, ..., 0]))
   variables = _local_variables(state)
-  model = models.build_model(config.model, **backends.layers_for(
-      config.runtime, config.train.get('compute_dtype', 'float32')))
+  model = build_model(config)
   return (noisy, inference.denoise_power(model, variables, data.normalizer,
                                          noisy, config.infer),
           list(data.normalizer.inverse(val.targets[pick, ..., 0])))

@@ -123,3 +123,26 @@ def test_fitted_kind_draws_crops_that_look_like_the_noisy_files():
   # A model handed in is used as it is: no noisy files needed.
   again = noise_bank.build_noise_bank(config, _SPEC, clean, [], 0, bank.model)
   assert again.model is bank.model and set(again.corruptions) == {'fitted'}
+
+
+@pytest.mark.parametrize('family, textured', [(('noisy',), True),
+                                               (('gain', 'noisy'), False)])
+def test_fitted_floor_is_made_of_the_noisy_files_where_they_have_one(
+    family, textured):
+  """Additive corpus: the noisy files' own quiet frames at the fitted levels
+  (their hum lines and babble); gain corpus: the model's own simulation."""
+  config = base.get_config().noise
+  bank = noise_bank.build_noise_bank(config, _SPEC, _folder('train'),
+                                     _folder(*family), seed=0,
+                                     model=_fit(*family), kinds=('fitted',))
+  fitted = bank.corruptions['fitted']
+  assert bool(fitted.textures) == textured
+  clean = _folder('train')[0]
+  rng = np.random.default_rng(0)
+  noisy = fitted(clean, rng)
+  assert noisy.shape == clean.shape and np.all(noisy >= 0)
+  if textured:
+    # A texture is one noisy file's quiet frames, scaled: its colour is
+    # theirs (hum's low bands stand out), not the model's smooth floor.
+    colours = [t.mean(axis=1) / t.mean() for t in fitted.textures]
+    assert max(np.max(c) for c in colours) > 10

@@ -18,8 +18,8 @@ _SMALL = audio.MelSpec(sr=16000, n_fft=1024, hop_length=256, n_mels=64,
                        fmin=50.0, fmax=7000.0)
 
 # Every drawing path, as report.py, denoise.py, sweep.py and noise_model.py
-# (through the old pyplot() helper) use them, under a backend that is not
-# Agg; afterwards the backend must be the same and pyplot never imported.
+# use them, under a backend that is not Agg; afterwards the backend must be
+# the same and pyplot never imported.
 _SCRIPT = '''
 import sys
 import matplotlib
@@ -36,10 +36,6 @@ fig, axes = plots.subplots(1, 2, figsize=(6, 2), squeeze=False)
 axes[0, 0].plot([1, 2])
 fig.tight_layout()
 plots.save(fig, out + '/subplots.png')
-plt = plots.pyplot()
-fig, axes = plt.subplots(1, 3, figsize=(9, 3))
-fig.savefig(out + '/legacy.png', dpi=90)
-plt.close(fig)
 assert plots.spectrogram_strip([mel, mel]).dtype == np.uint8
 assert plots.training_curves([])._repr_png_().startswith(b'\\x89PNG')
 print(matplotlib.get_backend(auto_select=False),
@@ -54,7 +50,7 @@ def test_drawing_never_switches_the_backend_nor_imports_pyplot(tmp_path):
                           timeout=120)
   assert result.returncode == 0, result.stderr[-2000:]
   assert result.stdout.split() == ['pdf', 'False']
-  for name in ('panels', 'curves', 'subplots', 'legacy'):
+  for name in ('panels', 'curves', 'subplots'):
     with open(tmp_path / f'{name}.png', 'rb') as f:
       assert f.read(8) == _PNG, name
 
