@@ -133,9 +133,11 @@ def get_config() -> ml_collections.ConfigDict:
   # Noise mixed into clean crops in train.mode='denoise'.
   config.noise = ml_collections.ConfigDict()
   config.noise.kinds = ('white', 'pink', 'brown', 'hum', 'babble', 'estimated')
-  # Used instead of noise.kinds when none of those has a source (e.g. only
-  # 'fitted', and no unpaired noisy files): training says so in one line.
-  config.noise.fallback_kinds = ('white', 'pink', 'brown', 'hum', 'babble')
+  # Synthetic additive noise, the prior for environmental noise: drawn
+  # beside 'fitted' when the fit finds an additive floor, and instead of
+  # noise.kinds when none of those has a source (e.g. only 'fitted', and no
+  # unpaired noisy files; training says so in one line).
+  config.noise.additive_kinds = ('white', 'pink', 'brown', 'hum', 'babble')
   config.noise.snr_db = (0.0, 15.0)  # uniform range, per example
   config.noise.cross_std = 0.0  # random |S||N|cos term; 0 = powers add
   config.noise.seconds = 20.0  # length of each synthetic noise texture

@@ -7,7 +7,7 @@ Training pairs are clean crops corrupted by a noise model fitted to the
 unpaired noisy files (`noise.kinds=('fitted',)`, mel_ae/noise_model.py:
 a per-bin gain, an additive floor, or both; written to
 WORKDIR/noise_model.json); without noisy files, the synthetic bank of
-noise.fallback_kinds, said in one line. The model is a U-Net on log power
+noise.additive_kinds, said in one line. The model is a U-Net on log power
 whose output is a residual there, i.e. a per-bin gain on power; the loss is
 the MSE in raw power (the competition metric) plus a log-spectral term for
 the quiet bins; crops are flipped in time, and inference averages the mel

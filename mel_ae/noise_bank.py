@@ -33,8 +33,8 @@ def check_config(n) -> List[Tuple[bool, str]]:
   pair = lambda name: (len(n[name]) == 2 and 0 < n[name][0] <= n[name][1],
                        f'noise.{name} must be (low, high) with 0 < low <= high')
   return [
-      (set(n.kinds) <= set(KINDS) and set(n.fallback_kinds) <= set(KINDS),
-       f'noise.kinds and noise.fallback_kinds must be among {KINDS}'),
+      (set(n.kinds) <= set(KINDS) and set(n.additive_kinds) <= set(KINDS),
+       f'noise.kinds and noise.additive_kinds must be among {KINDS}'),
       (len(n.snr_db) == 2 and n.snr_db[0] <= n.snr_db[1],
        'noise.snr_db must be (low, high)'),
       pair('freq_scale'), pair('babble_freq_scale'), pair('gain_range'),
@@ -191,6 +191,19 @@ def _textures(kind: str, noise_config, spec: audio.MelSpec,
   return None
 
 
+def _additive(kinds: Sequence[str], noise_config, spec: audio.MelSpec,
+              clean: Sequence[np.ndarray], noisy: Sequence[np.ndarray],
+              rng: np.random.Generator) -> Dict[str, Corruption]:
+  """Additive corruptions of the kinds that have a source here."""
+  corruptions = {}
+  for kind in kinds:
+    textures = _textures(kind, noise_config, spec, clean, noisy, rng)
+    if textures is not None:
+      corruptions[kind] = Additive(tuple(textures), tuple(noise_config.snr_db),
+                                   noise_config.cross_std)
+  return corruptions
+
+
 def build_noise_bank(
     noise_config, spec: audio.MelSpec, clean: Sequence[np.ndarray],
     noisy: Sequence[np.ndarray], seed: int,
@@ -201,7 +214,10 @@ def build_noise_bank(
 
   'estimated' needs unpaired noisy files, and so does 'fitted' unless a
   fitted `model` is given; it is fitted here otherwise (NoiseModelError if
-  the files cannot be fitted) and returned as `bank.model`.
+  the files cannot be fitted) and returned as `bank.model`. Where the fit
+  finds an additive floor, 'fitted' brings noise.additive_kinds along: the
+  fit decides between the families, the prior fills in environmental noise
+  that a few noisy files cannot show in full.
   """
   rng = np.random.default_rng([seed, 0xB0A7])
   corruptions = {}
@@ -213,16 +229,17 @@ def build_noise_bank(
       if model is None and noisy:
         model = noise_model.fit(clean, noisy, noise_config, spec, seed)
       if model is not None:
+        additive = bool(noisy) and (model.floor_mean_db > model.clean_floor_db
+                                    + noise_config.fitted_textures_above_db)
         corruptions[kind] = Fitted(model, tuple(
             estimated_textures(noisy, noise_config.quiet_fraction)
-            if noisy and model.floor_mean_db > model.clean_floor_db
-            + noise_config.fitted_textures_above_db else ()))
+            if additive else ()))
+        if additive:  # Environmental noise: the synthetic prior beside it.
+          corruptions.update(_additive(noise_config.additive_kinds,
+                                       noise_config, spec, clean, noisy, rng))
     else:
-      textures = _textures(kind, noise_config, spec, clean, noisy, rng)
-      if textures is not None:
-        corruptions[kind] = Additive(tuple(textures),
-                                     tuple(noise_config.snr_db),
-                                     noise_config.cross_std)
+      corruptions.update(_additive((kind,), noise_config, spec, clean, noisy,
+                                   rng))
   if not corruptions:
     raise ValueError(f'no noise source available for kinds {noise_config.kinds}')
   return NoiseBank(corruptions, model)

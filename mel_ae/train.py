@@ -235,7 +235,7 @@ def make_noise_bank(config: ml_collections.ConfigDict, data: Data,
                     ) -> Optional[noise_bank.NoiseBank]:
   """The denoising noise bank (None in autoencoder mode).
 
-  Kinds that need unpaired noisy files fall back to noise.fallback_kinds,
+  Kinds that need unpaired noisy files fall back to noise.additive_kinds,
   with one line saying so, when there are none. A fitted noise model is
   logged and written to WORKDIR/noise_model.json (+ .png).
   """
@@ -247,8 +247,8 @@ def make_noise_bank(config: ml_collections.ConfigDict, data: Data,
     logging.warning('No unpaired noisy files (data.noisy_dir=%r) for noise '
                     'kinds %s: training on the synthetic noise bank %s '
                     'instead.', config.data.noisy_dir, kinds,
-                    tuple(n.fallback_kinds))
-    kinds = tuple(n.fallback_kinds)
+                    tuple(n.additive_kinds))
+    kinds = tuple(n.additive_kinds)
   spec = audio.MelSpec.from_config(config.audio)
   try:
     bank = noise_bank.build_noise_bank(n, spec, data.train_power, data.noisy,

@@ -130,13 +130,16 @@ def test_fitted_kind_draws_crops_that_look_like_the_noisy_files():
 def test_fitted_floor_is_made_of_the_noisy_files_where_they_have_one(
     family, textured):
   """Additive corpus: the noisy files' own quiet frames at the fitted levels
-  (their hum lines and babble); gain corpus: the model's own simulation."""
+  (their hum lines and babble), and the synthetic additive prior beside
+  them; gain corpus: the model's own simulation alone."""
   config = base.get_config().noise
   bank = noise_bank.build_noise_bank(config, _SPEC, _folder('train'),
                                      _folder(*family), seed=0,
                                      model=_fit(*family), kinds=('fitted',))
   fitted = bank.corruptions['fitted']
   assert bool(fitted.textures) == textured
+  additive = set(config.additive_kinds) if textured else set()
+  assert set(bank.corruptions) == {'fitted'} | additive
   clean = _folder('train')[0]
   rng = np.random.default_rng(0)
   noisy = fitted(clean, rng)
