@@ -7,12 +7,14 @@ Training pairs are clean crops corrupted by a noise model fitted to the
 unpaired noisy files (`noise.kinds=('fitted',)`, mel_ae/noise_model.py:
 a per-bin gain, an additive floor, or both; written to
 WORKDIR/noise_model.json); without noisy files, the synthetic bank of
-noise.additive_kinds, said in one line. The model is a U-Net on log power
-whose output is a residual there, i.e. a per-bin gain on power; the loss is
-the MSE in raw power (the competition metric) plus a log-spectral term for
-the quiet bins; crops are flipped in time, and inference averages the mel
-with its time reversal. Recipe choices and their ablation:
-experiments/README.md.
+noise.additive_kinds, said in one line. The model is a U-Net on log power;
+the fitted noise also decides its output (`output_mode='fitted'`, saved
+resolved): where noise adds power, a residual in log power (a gain per
+bin); where it is a per-bin gain, a learned weighted mean of the
+neighbouring bins' power times a gain ('kernel'). The loss is the MSE in
+raw power (the competition metric); crops are flipped in time, and
+inference averages the mel with its time reversal. Recipe choices and
+their ablation: experiments/README.md.
 """
 from configs import base
 
@@ -25,7 +27,7 @@ def get_config():
   config.model.encoder_channels = (16, 32, 64)
   config.model.kernel_size = 3
   config.model.output_kernel_size = 1
-  config.model.output_mode = 'residual'
+  config.model.output_mode = 'fitted'
   config.model.bn_momentum = 0.9
   config.model.bn_epsilon = 1e-5
   config.data.transform = 'log'
@@ -35,4 +37,5 @@ def get_config():
   config.train.lr_schedule = 'one_cycle'
   config.train.weight_decay = 1e-2
   config.infer.flip_average = True
+  config.train.num_steps = 1500  # about 9 minutes on 2 CPU cores
   return config

@@ -206,6 +206,9 @@ def kernel_output(z: jax.Array, logits: jax.Array,
 
 MODELS = {'autoencoder': AutoEncoder, 'unet': UNet}
 UNET_OUTPUT_MODES = ('residual', 'image', 'kernel')
+# A config value, not a model: training replaces it with 'kernel' or
+# 'residual' from the noise it fits (train.resolve_output_mode).
+FITTED = 'fitted'
 
 
 def stride(model_config) -> int:
@@ -297,13 +300,14 @@ def check_config(config) -> List[Tuple[bool, str]]:
          'model.encoder_channels must be >= 1 channels per level'),
         (m.kernel_size >= 1 and m.output_kernel_size >= 1,
          'model.kernel_size and output_kernel_size must be >= 1'),
-        (m.output_mode in UNET_OUTPUT_MODES,
-         f"model.output_mode must be one of {UNET_OUTPUT_MODES} for 'unet'"),
-        (m.output_mode != 'kernel' or (
+        (m.output_mode in UNET_OUTPUT_MODES + (FITTED,),
+         f'model.output_mode must be one of {UNET_OUTPUT_MODES + (FITTED,)} '
+         "for 'unet'"),
+        (m.output_mode not in ('kernel', FITTED) or (
             d.transform == 'log' and len(m.kernel_window) == 2
             and min(m.kernel_window) >= 1),
-         "model.output_mode='kernel' needs data.transform='log' and a "
-         'model.kernel_window of (bands, frames) >= 1'),
+         "model.output_mode='kernel' or 'fitted' needs data.transform='log' "
+         'and a model.kernel_window of (bands, frames) >= 1'),
         (config.audio.n_mels % stride(m) == 0,
          f'audio.n_mels={config.audio.n_mels} is not a multiple of the '
          f'U-Net stride {stride(m)}'),
@@ -351,6 +355,9 @@ def build_model(model_config, **modules) -> nn.Module:
   the layers are computed: `mel_ae.backends.layers_for(config.runtime,
   config.train.compute_dtype)`.
   """
+  if model_config.get('output_mode') == FITTED:
+    raise ValueError("model.output_mode='fitted' is decided by training "
+                     '(train.resolve_output_mode); build the resolved config')
   cls = MODELS[model_config.get('name', 'autoencoder')]
   names = {f.name for f in dataclasses.fields(cls)} - {
       'parent', 'name', 'conv', 'upsample_conv', 'norm'}

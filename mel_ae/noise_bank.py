@@ -115,9 +115,11 @@ class Gain:
 
 @dataclasses.dataclass(frozen=True)
 class NoiseBank:
-  """Corruptions by kind, and the fitted noise model if one was used."""
+  """Corruptions by kind, the fitted noise model if one was used, and
+  whether any corruption adds power (False: per-bin gains alone)."""
   corruptions: Dict[str, Corruption]
   model: Optional[noise_model.NoiseModel] = None
+  additive: bool = True
 
   def corrupt(self, clean: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """clean (n_mels, T) through a kind chosen uniformly; float64, >= 0."""
@@ -220,11 +222,12 @@ def build_noise_bank(
   that a few noisy files cannot show in full.
   """
   rng = np.random.default_rng([seed, 0xB0A7])
-  corruptions = {}
+  corruptions, gains = {}, set()  # gains: kinds that only scale the power
   for kind in noise_config.kinds if kinds is None else kinds:
     if kind == 'gain':
       corruptions[kind] = Gain(noise_config.gain_distribution,
                                tuple(noise_config.gain_range))
+      gains.add(kind)
     elif kind == 'fitted':
       if model is None and noisy:
         model = noise_model.fit(clean, noisy, noise_config, spec, seed)
@@ -237,12 +240,14 @@ def build_noise_bank(
         if additive:  # Environmental noise: the synthetic prior beside it.
           corruptions.update(_additive(noise_config.additive_kinds,
                                        noise_config, spec, clean, noisy, rng))
+        else:
+          gains.add(kind)
     else:
       corruptions.update(_additive((kind,), noise_config, spec, clean, noisy,
                                    rng))
   if not corruptions:
     raise ValueError(f'no noise source available for kinds {noise_config.kinds}')
-  return NoiseBank(corruptions, model)
+  return NoiseBank(corruptions, model, additive=not set(corruptions) <= gains)
 
 
 def mix(clean: np.ndarray, noise_mel: np.ndarray, snr_db: float,

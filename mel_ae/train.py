@@ -263,6 +263,26 @@ def make_noise_bank(config: ml_collections.ConfigDict, data: Data,
   return bank
 
 
+def resolve_output_mode(config: ml_collections.ConfigDict,
+                        bank: Optional[noise_bank.NoiseBank]
+                        ) -> ml_collections.ConfigDict:
+  """`config`, with model.output_mode='fitted' decided by the noise bank.
+
+  'kernel' where every corruption only scales the power per bin (a learned
+  weighted mean of neighbouring bins undoes gains that scatter each bin on
+  its own), 'residual' (a gain per bin) where noise adds power. The run
+  saves the decided mode, so its checkpoints load without refitting.
+  """
+  if config.model.output_mode != models.FITTED:
+    return config
+  mode = 'residual' if bank is None or bank.additive else 'kernel'
+  logging.info("model.output_mode='fitted': %r (the training noise %s).", mode,
+               'adds power' if mode == 'residual' else 'is a per-bin gain')
+  config = config.copy_and_resolve_references()
+  config.model.output_mode = mode
+  return config
+
+
 def _time_flipped(sampler, seed: int):
   """`sampler` with each example reversed in time with probability 1/2
   (input and target together), seeded by (seed, step)."""
@@ -443,6 +463,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   validate_config(config)
   t = config.train
   os.makedirs(workdir, exist_ok=True)
+  data = load_data(config)
+  bank = make_noise_bank(config, data, workdir)
+  config = resolve_output_mode(config, bank)
   manager = checkpointing.create_manager(workdir, t.keep_checkpoints)
   replicated, data_sharding = _shardings()
   input_shape = (t.batch_size, config.audio.n_mels, config.data.crop_frames, 1)
@@ -453,8 +476,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
       jax.eval_shape(init))
   start, state, meta = checkpointing.resume(manager, workdir,
                                             config.to_dict(), abstract)
-  data = load_data(config, meta and features.Normalizer.from_dict(
-      meta['normalizer']))
+  if meta:  # Resuming: the run's own normaliser, whatever the files say now.
+    data = load_data(config, features.Normalizer.from_dict(meta['normalizer']))
   if state is None:
     state = init_train_state(init, replicated)
   logging.info('Model: %d trainable parameters',
@@ -465,7 +488,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   # Replicated reconstructions: every process can read all of them.
   eval_fn = jax.jit(eval_step, in_shardings=(replicated, data_sharding),
                     out_shardings=replicated)
-  bank = make_noise_bank(config, data, workdir)
   sampler = make_sampler(config, data, bank)
   val = make_validation(config, data, bank)
   # Every process computes the same rows; process 0 alone writes files.

@@ -9,11 +9,13 @@ import numpy as np
 import pytest
 
 from configs import base
+from configs import denoise
 from mel_ae import audio
 from mel_ae import input_pipeline
 from mel_ae import noise
 from mel_ae import noise_bank
 from mel_ae import noise_model
+from mel_ae import train
 
 _CORPUS = os.path.join(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))), 'mel_ae', 'corpus')
@@ -131,13 +133,19 @@ def test_fitted_floor_is_made_of_the_noisy_files_where_they_have_one(
     family, textured):
   """Additive corpus: the noisy files' own quiet frames at the fitted levels
   (their hum lines and babble), and the synthetic additive prior beside
-  them; gain corpus: the model's own simulation alone."""
-  config = base.get_config().noise
+  them; gain corpus: the model's own simulation alone. The family decides
+  configs/denoise.py's output: a per-bin gain ('residual') where noise adds
+  power, a weighted mean of the neighbours' power ('kernel') where not."""
+  run_config = denoise.get_config()
+  config = run_config.noise
   bank = noise_bank.build_noise_bank(config, _SPEC, _folder('train'),
                                      _folder(*family), seed=0,
                                      model=_fit(*family), kinds=('fitted',))
   fitted = bank.corruptions['fitted']
-  assert bool(fitted.textures) == textured
+  assert bool(fitted.textures) == textured == bank.additive
+  resolved = train.resolve_output_mode(run_config, bank)
+  assert resolved.model.output_mode == ('residual' if textured else 'kernel')
+  assert run_config.model.output_mode == 'fitted'  # The caller's is kept.
   additive = set(config.additive_kinds) if textured else set()
   assert set(bank.corruptions) == {'fitted'} | additive
   clean = _folder('train')[0]

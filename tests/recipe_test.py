@@ -147,6 +147,7 @@ def test_fitted_noise_is_written_or_falls_back_in_one_line(
   data = train.load_data(tiny_config)
   bank = train.make_noise_bank(tiny_config, data, str(tmp_path))
   assert set(bank.corruptions) == set(tiny_config.noise.additive_kinds)
+  assert bank.additive
   assert sum('synthetic noise bank' in m for m in caplog.messages) == 1
   assert not os.path.exists(tmp_path / 'noise_model.json')
   tiny_config.data.noisy_dir = corpus['test_noisy']  # unpaired, here
