@@ -14,6 +14,7 @@ import pytest
 from conftest import as_denoise
 from conftest import fake_mel
 from configs import base
+import mel_ae
 from mel_ae import features
 from mel_ae import inference
 from mel_ae import input_pipeline
@@ -191,3 +192,27 @@ def test_padding_is_zero_power_in_every_domain(kind):
                                normalizer.silence)
   np.testing.assert_allclose(normalizer.inverse(windows[0, :, :8]), 0,
                              atol=quiet)
+
+
+@pytest.mark.parametrize('kinds, decided', [(('gain',), 'kernel'),
+                                            (('white',), 'residual')])
+def test_fitted_output_is_decided_saved_and_resumed(tiny_config, tmp_path,
+                                                    kinds, decided):
+  """output_mode='fitted': the noise decides, the checkpoint keeps the
+  decision, and rerunning the command resumes that model."""
+  as_denoise(tiny_config, kinds)
+  tiny_config.model.name = 'unet'
+  tiny_config.model.encoder_channels = (4, 8)
+  tiny_config.model.kernel_size = 3
+  tiny_config.model.output_kernel_size = 1
+  tiny_config.model.output_mode = 'fitted'
+  tiny_config.data.transform = 'log'
+  tiny_config.data.test_noisy_dir = tiny_config.data.test_clean_dir = ''
+  tiny_config.train.num_steps = 3
+  workdir = str(tmp_path / 'run')
+  train.train_and_evaluate(tiny_config, workdir)
+  assert mel_ae.load(workdir).config.model.output_mode == decided
+  tiny_config.train.num_steps = 4
+  state = train.train_and_evaluate(tiny_config, workdir)
+  assert int(state.step) == 4
+  assert tiny_config.model.output_mode == 'fitted'  # The caller's is kept.
