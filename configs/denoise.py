@@ -12,8 +12,9 @@ the fitted noise also decides its output (`output_mode='fitted'`, saved
 resolved): where noise adds power, a residual in log power (a gain per
 bin); where it is a per-bin gain, a learned weighted mean of the
 neighbouring bins' power times a gain ('kernel'). The loss is the MSE in
-raw power (the competition metric); crops are flipped in time, and
-inference averages the mel with its time reversal. Recipe choices and
+raw power (the competition metric) plus the MSE of log power, for the
+quiet bins that raw power ignores (the log-spectral distance); crops are
+flipped in time, and inference averages the mel with its time reversal. Recipe choices and
 their ablation: experiments/README.md.
 """
 from configs import base
@@ -33,7 +34,7 @@ def get_config():
   config.data.transform = 'log'
   config.data.time_flip = True
   config.train.loss = 'power'
-  config.train.loss_log_weight = 0.0
+  config.train.loss_log_weight = 1.0
   config.train.lr_schedule = 'one_cycle'
   config.train.weight_decay = 1e-2
   config.infer.flip_average = True
