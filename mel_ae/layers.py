@@ -66,15 +66,20 @@ class UpsampleConv(nn.Module):
   bias_init: Any = nn.initializers.zeros_init()
   dtype: Optional[Any] = None
 
-  @nn.compact
-  def __call__(self, x: Array) -> Array:
+  def declare_params(self, x: Array) -> Tuple[Array, Array]:
+    """(kernel, bias), float32, for input `x`; from the compact __call__."""
     if self.factor < 1 or self.kernel_size < 1:
       raise ValueError(f'need factor, kernel_size >= 1, got {self.factor}, '
                        f'{self.kernel_size}')
     k = self.kernel_size
     kernel = self.param('kernel', self.kernel_init,
                         (k, k, x.shape[-1], self.features), jnp.float32)
-    bias = self.param('bias', self.bias_init, (self.features,), jnp.float32)
+    return kernel, self.param('bias', self.bias_init, (self.features,),
+                              jnp.float32)
+
+  @nn.compact
+  def __call__(self, x: Array) -> Array:
+    kernel, bias = self.declare_params(x)
     x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias,
                                               dtype=self.dtype)
     return self.compute(x, kernel, self.factor) + bias

@@ -1,4 +1,4 @@
-"""The step budget shared by the committed ablation sweeps.
+"""The step budget shared by the committed ablation sweeps, and paths.
 
 The sweeps ran on 2 shared CPU cores, so every point trains for a fraction
 of configs/base.py's 1000 steps, evaluating and checkpointing only at the end
@@ -6,7 +6,13 @@ of configs/base.py's 1000 steps, evaluating and checkpointing only at the end
 All sweeps use the same budget so their base point (kernel 5, pool 2, root 16,
 BatchNorm on, crop 128, seed 0) is one run, copied between sweeps.
 """
+import os
+
 NUM_STEPS = 400
+
+# The embedded corpus' gain family (the 2020 competition's per-bin gain).
+GAIN = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))), 'mel_ae', 'corpus', 'gain')
 
 SHORT = {
     'train.num_steps': NUM_STEPS,

@@ -5,8 +5,7 @@ budget, three seeds, scored on the gain-noise test set
 win where the seed's author measured it?"""
 import os
 
-_GAIN = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__)))), 'mel_ae', 'corpus', 'gain')
+from experiments.sweeps import common
 
 
 def get_sweep():
@@ -15,7 +14,7 @@ def get_sweep():
       'config': 'configs/base.py',
       'overrides': {'train.eval_every': 500, 'train.checkpoint_every': 500,
                     'train.log_every': 100,
-                    'data.test_noisy_dir': os.path.join(_GAIN, 'test',
+                    'data.test_noisy_dir': os.path.join(common.GAIN, 'test',
                                                         'noisy')},
       'grid': {'model.kernel_size': [2, 3, 5, 7], 'seed': [0, 1, 2]},
   }

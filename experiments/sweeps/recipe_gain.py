@@ -13,8 +13,7 @@ Flip-averaged inference is measured on the recipe's own run
 (experiments/README.md)."""
 import os
 
-_GAIN = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__)))), 'mel_ae', 'corpus', 'gain')
+from experiments.sweeps import common
 
 
 def get_sweep():
@@ -23,8 +22,8 @@ def get_sweep():
       'config': 'configs/denoise.py',
       'overrides': {'train.num_steps': 500, 'train.eval_every': 250,
                     'train.checkpoint_every': 250, 'train.log_every': 50,
-                    'data.noisy_dir': os.path.join(_GAIN, 'noisy'),
-                    'data.test_noisy_dir': os.path.join(_GAIN, 'test',
+                    'data.noisy_dir': os.path.join(common.GAIN, 'noisy'),
+                    'data.test_noisy_dir': os.path.join(common.GAIN, 'test',
                                                         'noisy')},
       'grid': {('model.output_mode', 'data.transform', 'train.loss',
                 'data.time_flip', 'train.loss_log_weight'): [

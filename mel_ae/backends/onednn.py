@@ -312,13 +312,7 @@ class UpsampleConv(layers.UpsampleConv):
 
   @nn.compact
   def __call__(self, x: Array) -> Array:
-    if self.factor < 1 or self.kernel_size < 1:
-      raise ValueError(f'need factor, kernel_size >= 1, got {self.factor}, '
-                       f'{self.kernel_size}')
-    k = self.kernel_size
-    kernel = self.param('kernel', self.kernel_init,
-                        (k, k, x.shape[-1], self.features), jnp.float32)
-    bias = self.param('bias', self.bias_init, (self.features,), jnp.float32)
+    kernel, bias = self.declare_params(x)
     x, kernel = nn.dtypes.promote_dtype(x, kernel, dtype=self.dtype)
     return self.compute(x, kernel, self.factor,
                         convs=functools.partial(convs, bias=bias))
