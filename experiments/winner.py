@@ -19,7 +19,7 @@ Shrunk for a 2-core CPU, and other choices made here:
 - The U-Net has plain double 3x3 conv + BN + ReLU blocks, `--channels` per
   level (theirs: SE-ResNeXt bottlenecks, LeakyReLU, base 32; their forward
   passes `up1(n1, n0)`, so its deepest level went unused).
-- Training pairs are exactly our sampler's (`mel_ae.train.make_sampler`:
+- Training pairs are exactly our sampler's (`mel_ae.training_data.make_sampler`:
   the config's noise, crops, batch size and time flips, which the recipe
   needs, so config.data.time_flip must be on; short files zero-padded, not
   tiled), turned back into power. Theirs mixed their own multiplicative
@@ -56,6 +56,7 @@ from torch.nn import functional as F
 from mel_ae import cli
 from mel_ae import mel_io
 from mel_ae import train as train_lib
+from mel_ae import training_data
 
 WEIGHTS = 'winner.pt'
 
@@ -151,8 +152,8 @@ def train_model(config: ml_collections.ConfigDict,
   _check(config, recipe)
   t = config.train
   torch.manual_seed(config.seed)
-  data = train_lib.load_data(config)
-  sampler = train_lib.make_sampler(config, data)
+  data = training_data.load_data(config)
+  sampler = training_data.make_sampler(config, data)
   model = LogGainUNet(recipe.channels, recipe.log_eps).to(
       memory_format=torch.channels_last)
   opt = torch.optim.AdamW(model.parameters(), lr=recipe.learning_rate,
@@ -285,7 +286,8 @@ def main(argv):
     run(args.config, args.workdir, args.noisy,
         args.out or os.path.join(args.workdir, 'denoised'), recipe,
         args.skip_train, args.overwrite)
-  except (train_lib.ConfigError, mel_io.MelFileError, FloatingPointError) as e:
+  except (train_lib.ConfigError, training_data.DataError, mel_io.MelFileError,
+          FloatingPointError) as e:
     sys.exit(f'error: {e}')
 
 

@@ -23,6 +23,7 @@ from mel_ae import checkpointing
 from mel_ae import cli
 from mel_ae import mel_io
 from mel_ae import train
+from mel_ae import training_data
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string('workdir', None, 'Where checkpoints and logs go; rerun '
@@ -70,8 +71,8 @@ def main(argv):
   logging.info('JAX devices: %s', jax.devices())
   try:
     train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
-  except (train.ConfigError, mel_io.MelFileError, checkpointing.CheckpointError,
-          FloatingPointError) as e:
+  except (train.ConfigError, training_data.DataError, mel_io.MelFileError,
+          checkpointing.CheckpointError, FloatingPointError) as e:
     sys.exit(f'error: {e}')
 
 

@@ -207,7 +207,7 @@ def kernel_output(z: jax.Array, logits: jax.Array,
 MODELS = {'autoencoder': AutoEncoder, 'unet': UNet}
 UNET_OUTPUT_MODES = ('residual', 'image', 'kernel')
 # A config value, not a model: training replaces it with 'kernel' or
-# 'residual' from the noise it fits (train.resolve_output_mode).
+# 'residual' from the noise it fits (training_data.resolve_output_mode).
 FITTED = 'fitted'
 
 
@@ -357,7 +357,8 @@ def build_model(model_config, **modules) -> nn.Module:
   """
   if model_config.get('output_mode') == FITTED:
     raise ValueError("model.output_mode='fitted' is decided by training "
-                     '(train.resolve_output_mode); build the resolved config')
+                     '(training_data.resolve_output_mode): build the '
+                     'resolved config')
   cls = MODELS[model_config.get('name', 'autoencoder')]
   names = {f.name for f in dataclasses.fields(cls)} - {
       'parent', 'name', 'conv', 'upsample_conv', 'norm'}

@@ -1,5 +1,4 @@
 """Training and evaluation of mel autoencoders; knows nothing of argv."""
-import dataclasses
 import functools
 import os
 import time
@@ -23,8 +22,8 @@ from mel_ae import input_pipeline
 from mel_ae import metrics
 from mel_ae import models
 from mel_ae import noise_bank
-from mel_ae import noise_model
 from mel_ae import report
+from mel_ae import training_data
 from mel_ae import writers
 
 
@@ -189,153 +188,6 @@ def eval_step(state: TrainState, windows: jax.Array) -> jax.Array:
                         train=False)
 
 
-@dataclasses.dataclass(frozen=True)
-class Data:
-  """What training reads. `train`/`val` are in the model domain;
-  `train_power` and `noisy` (unpaired noisy files) in raw power."""
-  normalizer: features.Normalizer
-  train: Tuple[np.ndarray, ...]
-  val: Tuple[np.ndarray, ...]
-  test: Optional[Tuple[input_pipeline.MelFolder, input_pipeline.MelFolder]]
-  train_power: Tuple[np.ndarray, ...]
-  noisy: Tuple[np.ndarray, ...]
-
-
-def load_data(config: ml_collections.ConfigDict,
-              normalizer: Optional[features.Normalizer] = None) -> Data:
-  """Loads the clean files, splits off validation, fits the normaliser."""
-  d = config.data
-  spec = audio.MelSpec.from_config(config.audio)
-  stride = models.stride(config.model)
-  clean = input_pipeline.load_folder(d.train_dir, spec, stride)
-  train_idx, val_idx = input_pipeline.split_validation(
-      len(clean.mels), d.val_fraction, config.seed)
-  if normalizer is None:
-    try:
-      normalizer = features.fit_normalizer(
-          [clean.mels[i] for i in train_idx], d.transform, d.root, d.top_db,
-          d.log_eps)
-    except ValueError as e:  # All-zero files: a data problem, one line.
-      raise ConfigError(f'data.train_dir {d.train_dir}: {e}') from None
-  test = None
-  if d.test_noisy_dir:
-    test = input_pipeline.load_pairs(d.test_noisy_dir, d.test_clean_dir, spec,
-                                     stride)
-  noisy = ()
-  if d.noisy_dir and config.train.mode == 'denoise':
-    noisy = input_pipeline.load_folder(d.noisy_dir, spec, 1).mels
-  train_power = tuple(clean.mels[i] for i in train_idx)
-  return Data(normalizer, tuple(normalizer.forward(m) for m in train_power),
-              tuple(normalizer.forward(clean.mels[i]) for i in val_idx), test,
-              train_power, noisy)
-
-
-def make_noise_bank(config: ml_collections.ConfigDict, data: Data,
-                    workdir: Optional[str] = None
-                    ) -> Optional[noise_bank.NoiseBank]:
-  """The denoising noise bank (None in autoencoder mode).
-
-  Kinds that need unpaired noisy files fall back to noise.additive_kinds,
-  with one line saying so, when there are none. A fitted noise model is
-  logged and written to WORKDIR/noise_model.json (+ .png).
-  """
-  if config.train.mode != 'denoise':
-    return None
-  n = config.noise
-  kinds = tuple(n.kinds)
-  if not data.noisy and set(kinds) <= set(noise_bank.NEEDS_NOISY):
-    logging.warning('No unpaired noisy files (data.noisy_dir=%r) for noise '
-                    'kinds %s: training on the synthetic noise bank %s '
-                    'instead.', config.data.noisy_dir, kinds,
-                    tuple(n.additive_kinds))
-    kinds = tuple(n.additive_kinds)
-  spec = audio.MelSpec.from_config(config.audio)
-  try:
-    bank = noise_bank.build_noise_bank(n, spec, data.train_power, data.noisy,
-                                       config.seed, kinds=kinds)
-  except noise_model.NoiseModelError as e:
-    raise ConfigError(f'data.noisy_dir {config.data.noisy_dir}: {e}') from None
-  if bank.model is not None:
-    logging.info('%s', bank.model.summary())
-    if workdir and jax.process_index() == 0:  # One writer per file.
-      noise_model.write(workdir, bank.model, data.train_power, data.noisy, n,
-                        config.seed, bank.corruptions['fitted'])
-  return bank
-
-
-def resolve_output_mode(config: ml_collections.ConfigDict,
-                        bank: Optional[noise_bank.NoiseBank]
-                        ) -> ml_collections.ConfigDict:
-  """`config`, with model.output_mode='fitted' decided by the noise bank.
-
-  'kernel' where every corruption only scales the power per bin (a learned
-  weighted mean of neighbouring bins undoes gains that scatter each bin on
-  its own), 'residual' (a gain per bin) where noise adds power. The run
-  saves the decided mode, so its checkpoints load without refitting.
-  """
-  if config.model.output_mode != models.FITTED:
-    return config
-  mode = 'residual' if bank is None or bank.additive else 'kernel'
-  logging.info("model.output_mode='fitted': %r (the training noise %s).", mode,
-               'adds power' if mode == 'residual' else 'is a per-bin gain')
-  config = config.copy_and_resolve_references()
-  config.model.output_mode = mode
-  return config
-
-
-def _time_flipped(sampler, seed: int):
-  """`sampler` with each example reversed in time with probability 1/2
-  (input and target together), seeded by (seed, step)."""
-  def flipped(step: int) -> Dict[str, np.ndarray]:
-    batch = sampler(step)
-    rows = len(next(iter(batch.values())))
-    flip = np.random.default_rng([seed, step, 3]).random(rows) < 0.5
-    return {k: np.where(flip[:, None, None, None], v[:, :, ::-1], v)
-            for k, v in batch.items()}
-  return flipped
-
-
-def make_sampler(config: ml_collections.ConfigDict, data: Data,
-                 bank: Optional[noise_bank.NoiseBank] = None):
-  """step -> batch dict of numpy arrays, for the configured training mode."""
-  d, t = config.data, config.train
-  if t.mode == 'autoencoder':
-    crops = input_pipeline.CropSampler(data.train, d.crop_frames, t.batch_size,
-                                       config.seed, data.normalizer.silence)
-    sampler = lambda step: {'input': crops(step)}
-  else:
-    spec = audio.MelSpec.from_config(config.audio)
-    sampler = input_pipeline.NoisyCropSampler(
-        data.train_power, bank or make_noise_bank(config, data),
-        data.normalizer, d.crop_frames, t.batch_size, config.seed,
-        config.noise, audio.band_centres_hz(spec))
-  return _time_flipped(sampler, config.seed) if d.time_flip else sampler
-
-
-@dataclasses.dataclass(frozen=True)
-class Validation:
-  """Model-domain windows of the held-out clean files: `inputs` (in
-  denoise mode corrupted by the noise bank, the same draw at every eval),
-  `targets` and a `mask` of real (not padding) frames."""
-  inputs: np.ndarray
-  targets: np.ndarray
-  mask: np.ndarray
-
-
-def make_validation(config, data: Data,
-                    bank: Optional[noise_bank.NoiseBank]) -> Optional[Validation]:
-  if not data.val:
-    return None
-  windows, mask = input_pipeline.tile_windows(
-      data.val, config.data.crop_frames, data.normalizer.silence)
-  if bank is None:
-    return Validation(windows, windows, mask)
-  rng = np.random.default_rng([config.seed, 0x7A1])
-  noisy = [bank.corrupt(p, rng) for p in data.normalizer.inverse(windows[..., 0])]
-  return Validation(data.normalizer.forward(np.stack(noisy))[..., None],
-                    windows, mask)
-
-
 def _shardings():
   mesh = jax.make_mesh((jax.device_count(),), ('data',),
                        axis_types=(jax.sharding.AxisType.Auto,))
@@ -358,7 +210,7 @@ def _local_variables(state: TrainState) -> Dict[str, Any]:
       {'params': state.params, 'batch_stats': state.batch_stats})
 
 
-def _denoise_test(state: TrainState, data: Data, config) -> List[np.ndarray]:
+def _denoise_test(state: TrainState, data: training_data.Data, config) -> List[np.ndarray]:
   """The paired test set's noisy files denoised by the current model."""
   variables = _local_variables(state)
   model = build_model(config)
@@ -366,7 +218,7 @@ def _denoise_test(state: TrainState, data: Data, config) -> List[np.ndarray]:
                                  data.test[0].mels, config.infer)
 
 
-def _validation_metrics(recon: np.ndarray, val: Validation,
+def _validation_metrics(recon: np.ndarray, val: training_data.Validation,
                         normalizer: features.Normalizer) -> Dict[str, float]:
   """MSE in the model domain and in raw power (comparable across transforms:
   the competition's domain), and LSD, over real frames only."""
@@ -381,7 +233,7 @@ def _validation_metrics(recon: np.ndarray, val: Validation,
           'val_lsd_db': float(np.mean(lsd))}
 
 
-def evaluate(state: TrainState, data: Data, val: Optional[Validation], config,
+def evaluate(state: TrainState, data: training_data.Data, val: Optional[training_data.Validation], config,
              eval_fn, data_sharding):
   """Validation metrics and the test set's competition MSE.
 
@@ -407,7 +259,7 @@ def evaluate(state: TrainState, data: Data, val: Optional[Validation], config,
   return results, denoised
 
 
-def _examples(state: TrainState, data: Data, val: Optional[Validation],
+def _examples(state: TrainState, data: training_data.Data, val: Optional[training_data.Validation],
               test_outputs, config):
   """(noisy, denoised, clean) power mels of a few fixed examples for
   TensorBoard: the first test files as `evaluate` denoised them or, without
@@ -463,9 +315,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   validate_config(config)
   t = config.train
   os.makedirs(workdir, exist_ok=True)
-  data = load_data(config)
-  bank = make_noise_bank(config, data, workdir)
-  config = resolve_output_mode(config, bank)
+  data = training_data.load_data(config)
+  bank = training_data.make_noise_bank(config, data, workdir)
+  config = training_data.resolve_output_mode(config, bank)
   manager = checkpointing.create_manager(workdir, t.keep_checkpoints)
   replicated, data_sharding = _shardings()
   input_shape = (t.batch_size, config.audio.n_mels, config.data.crop_frames, 1)
@@ -477,7 +329,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   start, state, meta = checkpointing.resume(manager, workdir,
                                             config.to_dict(), abstract)
   if meta:  # Resuming: the run's own normaliser, whatever the files say now.
-    data = load_data(config, features.Normalizer.from_dict(meta['normalizer']))
+    data = training_data.load_data(config, features.Normalizer.from_dict(meta['normalizer']))
   if state is None:
     state = init_train_state(init, replicated)
   logging.info('Model: %d trainable parameters',
@@ -488,8 +340,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   # Replicated reconstructions: every process can read all of them.
   eval_fn = jax.jit(eval_step, in_shardings=(replicated, data_sharding),
                     out_shardings=replicated)
-  sampler = make_sampler(config, data, bank)
-  val = make_validation(config, data, bank)
+  sampler = training_data.make_sampler(config, data, bank)
+  val = training_data.make_validation(config, data, bank)
   # Every process computes the same rows; process 0 alone writes files.
   primary = jax.process_index() == 0
   writer = writers.MetricWriter(workdir, start, config) if primary else None

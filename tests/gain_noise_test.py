@@ -8,7 +8,7 @@ from conftest import fake_mel
 from mel_ae import audio
 from mel_ae import noise_bank
 from mel_ae import noise_model
-from mel_ae import train
+from mel_ae import training_data
 
 # Batch sums of the denoising sampler (tiny corpus, every additive kind, the
 # random cross term on), recorded with the bank as it was before 'gain' and
@@ -47,13 +47,13 @@ def test_gain_kind_draws_the_configured_distribution(tiny_config, distribution,
 
 def test_gain_kind_is_seeded_and_a_pure_function_of_the_step(tiny_config):
   config = as_denoise(tiny_config, ('gain',))
-  data = train.load_data(config)
-  first, again = train.make_sampler(config, data), train.make_sampler(config,
+  data = training_data.load_data(config)
+  first, again = training_data.make_sampler(config, data), training_data.make_sampler(config,
                                                                       data)
   np.testing.assert_array_equal(first(3)['input'], again(3)['input'])
   assert not np.array_equal(first(3)['input'], first(4)['input'])
   config.seed = 1
-  other = train.make_sampler(config, train.load_data(config))
+  other = training_data.make_sampler(config, training_data.load_data(config))
   assert not np.array_equal(first(3)['input'], other(3)['input'])
 
 
@@ -62,7 +62,7 @@ def test_existing_kinds_give_the_batches_they_gave_before(tiny_config):
                            + ('babble', 'estimated'))
   config.noise.cross_std = 0.4
   config.data.noisy_dir = config.data.test_noisy_dir  # 'estimated' needs one
-  sampler = train.make_sampler(config, train.load_data(config))
+  sampler = training_data.make_sampler(config, training_data.load_data(config))
   for step, total in _GOLDEN_SUMS.items():
     batch = sampler(step)['input'].astype(np.float64)
     assert batch.sum() == pytest.approx(total, rel=1e-9)

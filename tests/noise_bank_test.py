@@ -12,6 +12,7 @@ from mel_ae import audio
 from mel_ae import input_pipeline
 from mel_ae import noise_bank
 from mel_ae import train
+from mel_ae import training_data
 
 
 @pytest.mark.parametrize('snr_db', [-5.0, 0.0, 7.5, 15.0])
@@ -64,11 +65,11 @@ def test_warp_frequency_moves_a_tone_to_the_scaled_frequency():
 
 def test_frequency_scaling_is_seeded_and_off_by_default(tiny_config):
   config = as_denoise(tiny_config)
-  data = train.load_data(config)
-  plain = train.make_sampler(config, data)(3)
+  data = training_data.load_data(config)
+  plain = training_data.make_sampler(config, data)(3)
   config.noise.freq_scale = (0.75, 1.5)
-  warped = train.make_sampler(config, data)(3)
-  again = train.make_sampler(config, data)(3)
+  warped = training_data.make_sampler(config, data)(3)
+  again = training_data.make_sampler(config, data)(3)
   np.testing.assert_array_equal(warped['input'], again['input'])
   assert not np.allclose(warped['target'], plain['target'])
 
@@ -111,8 +112,8 @@ def test_a_few_denoise_steps_lower_the_noisy_to_clean_loss(
   config.model.output_mode = output_mode
   config.train.learning_rate = learning_rate
   config.model.mask_exponent = 1 / config.data.root
-  data = train.load_data(config)
-  batch = train.make_sampler(config, data)(1)
+  data = training_data.load_data(config)
+  batch = training_data.make_sampler(config, data)(1)
   assert not np.allclose(batch['input'], batch['target'])
   state = train.create_train_state(jax.random.PRNGKey(0), config,
                                    batch['input'].shape)
@@ -137,8 +138,8 @@ def test_training_never_reads_test_clean_references(tiny_config, monkeypatch):
     return real_load(path, *args, **kwargs)
 
   monkeypatch.setattr(audio, 'load_input', spy)
-  data = train.load_data(config)
-  sampler = train.make_sampler(config, data)
+  data = training_data.load_data(config)
+  sampler = training_data.make_sampler(config, data)
   for step in range(1, 4):
     sampler(step)
   ref_reads = [r for r in reads if r[0].startswith(refs + os.sep)]

@@ -15,7 +15,7 @@ from mel_ae import input_pipeline
 from mel_ae import noise
 from mel_ae import noise_bank
 from mel_ae import noise_model
-from mel_ae import train
+from mel_ae import training_data
 
 _CORPUS = os.path.join(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))), 'mel_ae', 'corpus')
@@ -143,7 +143,7 @@ def test_fitted_floor_is_made_of_the_noisy_files_where_they_have_one(
                                      model=_fit(*family), kinds=('fitted',))
   fitted = bank.corruptions['fitted']
   assert bool(fitted.textures) == textured == bank.additive
-  resolved = train.resolve_output_mode(run_config, bank)
+  resolved = training_data.resolve_output_mode(run_config, bank)
   assert resolved.model.output_mode == ('residual' if textured else 'kernel')
   assert run_config.model.output_mode == 'fitted'  # The caller's is kept.
   additive = set(config.additive_kinds) if textured else set()

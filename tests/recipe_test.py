@@ -21,6 +21,7 @@ from mel_ae import input_pipeline
 from mel_ae import metrics
 from mel_ae import models
 from mel_ae import train
+from mel_ae import training_data
 
 
 def _unet_config():
@@ -98,10 +99,10 @@ def test_power_loss_is_the_competition_mse_plus_the_log_term():
 def test_time_flips_reverse_input_and_target_together(tiny_config):
   as_denoise(tiny_config, ('white',))
   tiny_config.train.batch_size = 16
-  data = train.load_data(tiny_config)
-  plain = train.make_sampler(tiny_config, data)
+  data = training_data.load_data(tiny_config)
+  plain = training_data.make_sampler(tiny_config, data)
   tiny_config.data.time_flip = True
-  flipped = train.make_sampler(tiny_config, data)
+  flipped = training_data.make_sampler(tiny_config, data)
   a, b = plain(5), flipped(5)
   same = [np.array_equal(a['input'][i], b['input'][i]) for i in range(16)]
   reversed_ = [np.array_equal(a[k][i, :, ::-1], b[k][i])
@@ -129,10 +130,10 @@ def test_flip_average_is_the_mean_of_both_directions_in_power():
 
 def test_denoise_validation_is_noisy_fixed_and_scored(tiny_config):
   as_denoise(tiny_config, ('gain',))
-  data = train.load_data(tiny_config)
-  bank = train.make_noise_bank(tiny_config, data)
-  val = train.make_validation(tiny_config, data, bank)
-  again = train.make_validation(tiny_config, data, bank)
+  data = training_data.load_data(tiny_config)
+  bank = training_data.make_noise_bank(tiny_config, data)
+  val = training_data.make_validation(tiny_config, data, bank)
+  again = training_data.make_validation(tiny_config, data, bank)
   np.testing.assert_array_equal(val.inputs, again.inputs)
   assert not np.allclose(val.inputs, val.targets)
   # The noisy inputs themselves, scored as the prediction.
@@ -145,15 +146,15 @@ def test_fitted_noise_is_written_or_falls_back_in_one_line(
   caplog.set_level(logging.INFO)
   as_denoise(tiny_config, ('fitted',))
   tiny_config.noise.model_min_frames = 8
-  data = train.load_data(tiny_config)
-  bank = train.make_noise_bank(tiny_config, data, str(tmp_path))
+  data = training_data.load_data(tiny_config)
+  bank = training_data.make_noise_bank(tiny_config, data, str(tmp_path))
   assert set(bank.corruptions) == set(tiny_config.noise.additive_kinds)
   assert bank.additive
   assert sum('synthetic noise bank' in m for m in caplog.messages) == 1
   assert not os.path.exists(tmp_path / 'noise_model.json')
   tiny_config.data.noisy_dir = corpus['test_noisy']  # unpaired, here
-  data = train.load_data(tiny_config)
-  bank = train.make_noise_bank(tiny_config, data, str(tmp_path))
+  data = training_data.load_data(tiny_config)
+  bank = training_data.make_noise_bank(tiny_config, data, str(tmp_path))
   assert set(bank.corruptions) == {'fitted'}
   with open(tmp_path / 'noise_model.json') as f:
     assert json.load(f)['gain_distribution'] in ('uniform', 'loguniform')

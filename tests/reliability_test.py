@@ -25,6 +25,7 @@ from conftest import ROOT
 from conftest import write_corpus
 from mel_ae import checkpointing
 from mel_ae import train
+from mel_ae import training_data
 from mel_ae import writers
 
 _STEPS = 8
@@ -338,12 +339,12 @@ def test_incompatible_config_is_refused_in_one_line(reference, data_flags,
   assert _files(workdir) == before
 
 
-def test_all_zero_training_files_are_a_one_line_config_error(tiny_config,
-                                                            tmp_path):
+def test_all_zero_training_files_are_a_one_line_data_error(tiny_config,
+                                                          tmp_path):
   train_dir = tmp_path / 'zeros'
   train_dir.mkdir()
   for i in range(3):
     np.save(train_dir / f'{i}.npy', np.zeros((128, 40), np.float32))
   tiny_config.data.train_dir = str(train_dir)
-  with pytest.raises(train.ConfigError, match='all zero'):
-    train.load_data(tiny_config)
+  with pytest.raises(training_data.DataError, match='all zero'):
+    training_data.load_data(tiny_config)

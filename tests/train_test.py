@@ -14,6 +14,7 @@ from conftest import ROOT
 from mel_ae import checkpointing
 from mel_ae import input_pipeline
 from mel_ae import train
+from mel_ae import training_data
 
 
 def _leaves_equal(a, b):
@@ -38,7 +39,7 @@ def test_fast_compiled_init_gives_the_same_bits(name, output_mode):
 
 
 def test_a_few_steps_lower_the_loss_on_a_fixed_batch(tiny_config):
-  data = train.load_data(tiny_config)
+  data = training_data.load_data(tiny_config)
   batch = input_pipeline.CropSampler(data.train, 32, 4, 0)(1)
   state = train.create_train_state(jax.random.PRNGKey(0), tiny_config,
                                    batch.shape)

@@ -17,6 +17,7 @@ from experiments import winner
 from mel_ae import mel_io
 from mel_ae import metrics
 from mel_ae import train
+from mel_ae import training_data
 
 _TINY_OVERRIDES = ('--config.train.mode=denoise',
                    "--config.noise.kinds=('white', 'pink')",
@@ -58,8 +59,8 @@ def _config(corpus):
 
 def test_peer_batches_are_ours_in_power(corpus):
   config = _config(corpus)
-  data = train.load_data(config)
-  sampler = train.make_sampler(config, data)
+  data = training_data.load_data(config)
+  sampler = training_data.make_sampler(config, data)
   x, y = winner.power_batch(sampler, data.normalizer, 2)
   ours = sampler(2)
   for key, got in (('input', x), ('target', y)):

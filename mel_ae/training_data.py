@@ -1,0 +1,172 @@
+"""What training reads: the clean files split and normalised, the unpaired
+noisy files, the noise bank they decide, batches and the validation set.
+
+Nothing here sees the paired test set's clean references except to score
+them (`Data.test`); the noise bank is built from the training and unpaired
+noisy files only (tests/leak_test.py).
+"""
+import dataclasses
+from typing import Dict, Optional, Tuple
+
+from absl import logging
+import jax
+import ml_collections
+import numpy as np
+
+from mel_ae import audio
+from mel_ae import features
+from mel_ae import input_pipeline
+from mel_ae import models
+from mel_ae import noise_bank
+from mel_ae import noise_model
+
+
+class DataError(ValueError):
+  """Training or unpaired noisy files that cannot be used; one line."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Data:
+  """What training reads. `train`/`val` are in the model domain;
+  `train_power` and `noisy` (unpaired noisy files) in raw power."""
+  normalizer: features.Normalizer
+  train: Tuple[np.ndarray, ...]
+  val: Tuple[np.ndarray, ...]
+  test: Optional[Tuple[input_pipeline.MelFolder, input_pipeline.MelFolder]]
+  train_power: Tuple[np.ndarray, ...]
+  noisy: Tuple[np.ndarray, ...]
+
+
+def load_data(config: ml_collections.ConfigDict,
+              normalizer: Optional[features.Normalizer] = None) -> Data:
+  """Loads the clean files, splits off validation, fits the normaliser."""
+  d = config.data
+  spec = audio.MelSpec.from_config(config.audio)
+  stride = models.stride(config.model)
+  clean = input_pipeline.load_folder(d.train_dir, spec, stride)
+  train_idx, val_idx = input_pipeline.split_validation(
+      len(clean.mels), d.val_fraction, config.seed)
+  if normalizer is None:
+    try:
+      normalizer = features.fit_normalizer(
+          [clean.mels[i] for i in train_idx], d.transform, d.root, d.top_db,
+          d.log_eps)
+    except ValueError as e:  # All-zero files: a data problem, one line.
+      raise DataError(f'data.train_dir {d.train_dir}: {e}') from None
+  test = None
+  if d.test_noisy_dir:
+    test = input_pipeline.load_pairs(d.test_noisy_dir, d.test_clean_dir, spec,
+                                     stride)
+  noisy = ()
+  if d.noisy_dir and config.train.mode == 'denoise':
+    noisy = input_pipeline.load_folder(d.noisy_dir, spec, 1).mels
+  train_power = tuple(clean.mels[i] for i in train_idx)
+  return Data(normalizer, tuple(normalizer.forward(m) for m in train_power),
+              tuple(normalizer.forward(clean.mels[i]) for i in val_idx), test,
+              train_power, noisy)
+
+
+def make_noise_bank(config: ml_collections.ConfigDict, data: Data,
+                    workdir: Optional[str] = None
+                    ) -> Optional[noise_bank.NoiseBank]:
+  """The denoising noise bank (None in autoencoder mode).
+
+  Kinds that need unpaired noisy files fall back to noise.additive_kinds,
+  with one line saying so, when there are none. A fitted noise model is
+  logged and written to WORKDIR/noise_model.json (+ .png).
+  """
+  if config.train.mode != 'denoise':
+    return None
+  n = config.noise
+  kinds = tuple(n.kinds)
+  if not data.noisy and set(kinds) <= set(noise_bank.NEEDS_NOISY):
+    logging.warning('No unpaired noisy files (data.noisy_dir=%r) for noise '
+                    'kinds %s: training on the synthetic noise bank %s '
+                    'instead.', config.data.noisy_dir, kinds,
+                    tuple(n.additive_kinds))
+    kinds = tuple(n.additive_kinds)
+  spec = audio.MelSpec.from_config(config.audio)
+  try:
+    bank = noise_bank.build_noise_bank(n, spec, data.train_power, data.noisy,
+                                       config.seed, kinds=kinds)
+  except noise_model.NoiseModelError as e:
+    raise DataError(f'data.noisy_dir {config.data.noisy_dir}: {e}') from None
+  if bank.model is not None:
+    logging.info('%s', bank.model.summary())
+    if workdir and jax.process_index() == 0:  # One writer per file.
+      noise_model.write(workdir, bank.model, data.train_power, data.noisy, n,
+                        config.seed, bank.corruptions['fitted'])
+  return bank
+
+
+def resolve_output_mode(config: ml_collections.ConfigDict,
+                        bank: Optional[noise_bank.NoiseBank]
+                        ) -> ml_collections.ConfigDict:
+  """`config`, with model.output_mode='fitted' decided by the noise bank.
+
+  'kernel' where every corruption only scales the power per bin (a learned
+  weighted mean of neighbouring bins undoes gains that scatter each bin on
+  its own), 'residual' (a gain per bin) where noise adds power. The run
+  saves the decided mode, so its checkpoints load without refitting.
+  """
+  if config.model.output_mode != models.FITTED:
+    return config
+  mode = 'residual' if bank is None or bank.additive else 'kernel'
+  logging.info("model.output_mode='fitted': %r (the training noise %s).", mode,
+               'adds power' if mode == 'residual' else 'is a per-bin gain')
+  config = config.copy_and_resolve_references()
+  config.model.output_mode = mode
+  return config
+
+
+def _time_flipped(sampler, seed: int):
+  """`sampler` with each example reversed in time with probability 1/2
+  (input and target together), seeded by (seed, step)."""
+  def flipped(step: int) -> Dict[str, np.ndarray]:
+    batch = sampler(step)
+    rows = len(next(iter(batch.values())))
+    flip = np.random.default_rng([seed, step, 3]).random(rows) < 0.5
+    return {k: np.where(flip[:, None, None, None], v[:, :, ::-1], v)
+            for k, v in batch.items()}
+  return flipped
+
+
+def make_sampler(config: ml_collections.ConfigDict, data: Data,
+                 bank: Optional[noise_bank.NoiseBank] = None):
+  """step -> batch dict of numpy arrays, for the configured training mode."""
+  d, t = config.data, config.train
+  if t.mode == 'autoencoder':
+    crops = input_pipeline.CropSampler(data.train, d.crop_frames, t.batch_size,
+                                       config.seed, data.normalizer.silence)
+    sampler = lambda step: {'input': crops(step)}
+  else:
+    spec = audio.MelSpec.from_config(config.audio)
+    sampler = input_pipeline.NoisyCropSampler(
+        data.train_power, bank or make_noise_bank(config, data),
+        data.normalizer, d.crop_frames, t.batch_size, config.seed,
+        config.noise, audio.band_centres_hz(spec))
+  return _time_flipped(sampler, config.seed) if d.time_flip else sampler
+
+
+@dataclasses.dataclass(frozen=True)
+class Validation:
+  """Model-domain windows of the held-out clean files: `inputs` (in
+  denoise mode corrupted by the noise bank, the same draw at every eval),
+  `targets` and a `mask` of real (not padding) frames."""
+  inputs: np.ndarray
+  targets: np.ndarray
+  mask: np.ndarray
+
+
+def make_validation(config, data: Data,
+                    bank: Optional[noise_bank.NoiseBank]) -> Optional[Validation]:
+  if not data.val:
+    return None
+  windows, mask = input_pipeline.tile_windows(
+      data.val, config.data.crop_frames, data.normalizer.silence)
+  if bank is None:
+    return Validation(windows, windows, mask)
+  rng = np.random.default_rng([config.seed, 0x7A1])
+  noisy = [bank.corrupt(p, rng) for p in data.normalizer.inverse(windows[..., 0])]
+  return Validation(data.normalizer.forward(np.stack(noisy))[..., None],
+                    windows, mask)
