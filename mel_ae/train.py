@@ -329,7 +329,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   start, state, meta = checkpointing.resume(manager, workdir,
                                             config.to_dict(), abstract)
   if meta:  # Resuming: the run's own normaliser, whatever the files say now.
-    data = training_data.load_data(config, features.Normalizer.from_dict(meta['normalizer']))
+    data = data.with_normalizer(
+        features.Normalizer.from_dict(meta['normalizer']))
   if state is None:
     state = init_train_state(init, replicated)
   logging.info('Model: %d trainable parameters',

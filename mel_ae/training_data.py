@@ -27,18 +27,26 @@ class DataError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class Data:
-  """What training reads. `train`/`val` are in the model domain;
-  `train_power` and `noisy` (unpaired noisy files) in raw power."""
-  normalizer: features.Normalizer
-  train: Tuple[np.ndarray, ...]
-  val: Tuple[np.ndarray, ...]
+  """What training reads: the clean training and validation files and the
+  unpaired noisy files in raw power, the paired test set, and the training
+  and validation files in the model domain of `normalizer`."""
   test: Optional[Tuple[input_pipeline.MelFolder, input_pipeline.MelFolder]]
   train_power: Tuple[np.ndarray, ...]
+  val_power: Tuple[np.ndarray, ...]
   noisy: Tuple[np.ndarray, ...]
+  normalizer: Optional[features.Normalizer] = None
+  train: Tuple[np.ndarray, ...] = ()
+  val: Tuple[np.ndarray, ...] = ()
+
+  def with_normalizer(self, normalizer: features.Normalizer) -> 'Data':
+    """The same files in `normalizer`'s domain (e.g. a resumed run's own)."""
+    return dataclasses.replace(
+        self, normalizer=normalizer,
+        train=tuple(normalizer.forward(m) for m in self.train_power),
+        val=tuple(normalizer.forward(m) for m in self.val_power))
 
 
-def load_data(config: ml_collections.ConfigDict,
-              normalizer: Optional[features.Normalizer] = None) -> Data:
+def load_data(config: ml_collections.ConfigDict) -> Data:
   """Loads the clean files, splits off validation, fits the normaliser."""
   d = config.data
   spec = audio.MelSpec.from_config(config.audio)
@@ -46,13 +54,12 @@ def load_data(config: ml_collections.ConfigDict,
   clean = input_pipeline.load_folder(d.train_dir, spec, stride)
   train_idx, val_idx = input_pipeline.split_validation(
       len(clean.mels), d.val_fraction, config.seed)
-  if normalizer is None:
-    try:
-      normalizer = features.fit_normalizer(
-          [clean.mels[i] for i in train_idx], d.transform, d.root, d.top_db,
-          d.log_eps)
-    except ValueError as e:  # All-zero files: a data problem, one line.
-      raise DataError(f'data.train_dir {d.train_dir}: {e}') from None
+  train_power = tuple(clean.mels[i] for i in train_idx)
+  try:
+    normalizer = features.fit_normalizer(list(train_power), d.transform,
+                                         d.root, d.top_db, d.log_eps)
+  except ValueError as e:  # All-zero files: a data problem, one line.
+    raise DataError(f'data.train_dir {d.train_dir}: {e}') from None
   test = None
   if d.test_noisy_dir:
     test = input_pipeline.load_pairs(d.test_noisy_dir, d.test_clean_dir, spec,
@@ -60,10 +67,8 @@ def load_data(config: ml_collections.ConfigDict,
   noisy = ()
   if d.noisy_dir and config.train.mode == 'denoise':
     noisy = input_pipeline.load_folder(d.noisy_dir, spec, 1).mels
-  train_power = tuple(clean.mels[i] for i in train_idx)
-  return Data(normalizer, tuple(normalizer.forward(m) for m in train_power),
-              tuple(normalizer.forward(clean.mels[i]) for i in val_idx), test,
-              train_power, noisy)
+  return Data(test, train_power, tuple(clean.mels[i] for i in val_idx),
+              noisy).with_normalizer(normalizer)
 
 
 def make_noise_bank(config: ml_collections.ConfigDict, data: Data,
