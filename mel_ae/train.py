@@ -210,7 +210,8 @@ def _local_variables(state: TrainState) -> Dict[str, Any]:
       {'params': state.params, 'batch_stats': state.batch_stats})
 
 
-def _denoise_test(state: TrainState, data: training_data.Data, config) -> List[np.ndarray]:
+def _denoise_test(state: TrainState, data: training_data.Data,
+                  config) -> List[np.ndarray]:
   """The paired test set's noisy files denoised by the current model."""
   variables = _local_variables(state)
   model = build_model(config)
@@ -233,8 +234,9 @@ def _validation_metrics(recon: np.ndarray, val: training_data.Validation,
           'val_lsd_db': float(np.mean(lsd))}
 
 
-def evaluate(state: TrainState, data: training_data.Data, val: Optional[training_data.Validation], config,
-             eval_fn, data_sharding):
+def evaluate(state: TrainState, data: training_data.Data,
+             val: Optional[training_data.Validation], config, eval_fn,
+             data_sharding):
   """Validation metrics and the test set's competition MSE.
 
   Returns the metrics and the denoised test files (None without a test set).
@@ -259,8 +261,8 @@ def evaluate(state: TrainState, data: training_data.Data, val: Optional[training
   return results, denoised
 
 
-def _examples(state: TrainState, data: training_data.Data, val: Optional[training_data.Validation],
-              test_outputs, config):
+def _examples(state: TrainState, data: training_data.Data,
+              val: Optional[training_data.Validation], test_outputs, config):
   """(noisy, denoised, clean) power mels of a few fixed examples for
   TensorBoard: the first test files as `evaluate` denoised them or, without
   a test set, validation windows free of padding (evenly spread), denoised
