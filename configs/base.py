@@ -94,6 +94,9 @@ def get_config() -> ml_collections.ConfigDict:
   # builds, else one of the others.
   config.runtime.conv_impl = 'auto'
   config.runtime.phase_upsample = True  # exact low-resolution upsample+conv
+  # Keep freed host memory for the next step instead of unmapping it
+  # (glibc; mel_ae/backends/host_memory.py): ~1.5x faster steps on CPU.
+  config.runtime.reuse_host_memory = True
 
   config.train = ml_collections.ConfigDict()
   config.train.mode = 'autoencoder'  # input = target = clean; or 'denoise'

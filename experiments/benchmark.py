@@ -210,6 +210,8 @@ def worker(framework: str, batch_size: int, crop: int, conv_impl: str,
   """Line protocol on stdin/stdout: 'run SECONDS', 'matmul', 'denoise
   MINUTES', 'quit'; one JSON object answers each line."""
   if framework == 'jax':
+    from mel_ae.backends import host_memory  # pylint: disable=g-import-not-at-top
+    host_memory.reuse_freed_memory()  # as python -m mel_ae.main does
     step, info = _jax_trainer(batch_size, crop, conv_impl, compute_dtype)
   else:
     step, info = _peer_trainer(framework, batch_size, crop, compute_dtype)

@@ -41,6 +41,10 @@ _HELDOUT_OUT = flags.DEFINE_string('heldout_out', 'experiments/data/heldout',
                                    'Folder of the second held-out test set.')
 _SEED = flags.DEFINE_integer('seed', 0, 'Seed of sentences and noise.')
 _OVERWRITE = flags.DEFINE_bool('overwrite', False, 'Replace existing files.')
+_VOICE = flags.DEFINE_list(
+    'voice', ['en-us', '160', '50'],
+    'espeak-ng voice, words/min and pitch of the speaker (train, noisy and '
+    'test splits); another voice makes a development corpus of its own.')
 
 SPEC = audio.MelSpec()
 PEAK = 420.0            # Corpus max of the clean training mels.
@@ -113,22 +117,22 @@ def synthesise(text: str, voice) -> np.ndarray:
   return np.pad(wave, (int(LEAD_S * SPEC.sr), 0))
 
 
-def voice_of(split: str, index: int):
+def voice_of(split: str, index: int, speaker=MAIN_VOICE):
   if split == 'heldout':
     return HELDOUT_VOICE
   if split == 'babble':  # A crowd: several voices, none of them the speaker.
     return BABBLE_VOICES[index % len(BABBLE_VOICES)]
-  return MAIN_VOICE
+  return speaker
 
 
-def utterances(rng: np.random.Generator):
+def utterances(rng: np.random.Generator, speaker=MAIN_VOICE):
   """{split: [(text, voice, wave)]} with durations in [MIN_S, MAX_S]."""
   pool = sentences(rng)
   out = {}
   for split, count in SPLITS + (('babble', N_BABBLE),):
     out[split] = []
     while len(out[split]) < count:
-      voice, text = voice_of(split, len(out[split])), next(pool)
+      voice, text = voice_of(split, len(out[split]), speaker), next(pool)
       wave = synthesise(text, voice)
       if MIN_S <= len(wave) / SPEC.sr <= MAX_S:
         out[split].append((text, voice, wave))
@@ -208,12 +212,12 @@ def add_floor_and_gain(utts, seed: int):
           for split, items in out.items()}
 
 
-def mixtures(seed: int):
+def mixtures(seed: int, speaker=MAIN_VOICE):
   """Yields (split, uid, manifest entry, clean wave, scaled noise wave).
 
   The noise is None for the training split; a noisy file is clean + noise.
   """
-  utts = utterances(np.random.default_rng(seed))
+  utts = utterances(np.random.default_rng(seed), speaker)
   babble_waves = [w for _, _, w in utts['babble']]
   for split, items in add_floor_and_gain(utts, seed).items():
     kinds = HELDOUT_NOISES if split == 'heldout' else MAIN_NOISES
@@ -229,9 +233,9 @@ def mixtures(seed: int):
           clean, make_noise(kind, len(clean), rng, babble_waves), snr)
 
 
-def build(seed: int):
+def build(seed: int, speaker=MAIN_VOICE):
   """Yields (relative path, float16 mel, manifest entry) for every file."""
-  for split, uid, entry, clean, scaled_noise in mixtures(seed):
+  for split, uid, entry, clean, scaled_noise in mixtures(seed, speaker):
     if split == 'train':
       yield f'train/{uid:03d}.npy', to_mel(clean), entry
       continue
@@ -254,7 +258,8 @@ def main(argv):
     if os.path.exists(os.path.join(root, 'manifest.json')) and (
         not _OVERWRITE.value):
       sys.exit(f'{root}: holds a corpus already (pass --overwrite)')
-  for rel, mel, entry in build(_SEED.value):
+  name, rate, pitch = _VOICE.value
+  for rel, mel, entry in build(_SEED.value, (name, int(rate), int(pitch))):
     root = _HELDOUT_OUT.value if rel.startswith('heldout/') else _OUT.value
     rel = rel.removeprefix('heldout/')
     path = os.path.join(root, rel)

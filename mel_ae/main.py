@@ -24,6 +24,7 @@ from mel_ae import cli
 from mel_ae import mel_io
 from mel_ae import train
 from mel_ae import training_data
+from mel_ae.backends import host_memory
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string('workdir', None, 'Where checkpoints and logs go; rerun '
@@ -62,6 +63,8 @@ def _initialize_distributed(detect: bool) -> None:
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {" ".join(argv[1:])}')
+  if FLAGS.config.runtime.reuse_host_memory:
+    host_memory.reuse_freed_memory()  # Before JAX starts its threads.
   cli.quiet_library_logs()
   _initialize_distributed(FLAGS.config.distributed)
   if FLAGS.config.compilation_cache_dir:
