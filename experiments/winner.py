@@ -1,7 +1,6 @@
 r"""The 2020 competition winner's recipe as a PyTorch peer, on our batches.
 
   python -m experiments.winner --config=configs/denoise.py \
-      --config.train.num_steps=1500 \
       --workdir=runs/winner --noisy=mel_ae/corpus/test/noisy
   python -m experiments.compare --preds=winner:runs/winner/denoised \
       --noisy=mel_ae/corpus/test/noisy --clean=mel_ae/corpus/test/clean
