@@ -11,11 +11,6 @@ import functools
 import sys
 import time
 
-from mel_ae.backends import host_memory
-
-host_memory.reuse_freed_memory()  # Before JAX starts its threads.
-
-# pylint: disable=g-import-not-at-top,wrong-import-position
 import jax
 import numpy as np
 
@@ -23,6 +18,7 @@ from configs import denoise
 from mel_ae import features
 from mel_ae import mel_io
 from mel_ae import train
+from mel_ae.backends import host_memory
 
 VARIANTS = {
     'recipe': {},  # the 'kernel' output that the gain family gets
@@ -63,6 +59,7 @@ def examples_per_second(overrides) -> float:
 
 
 def main(names) -> None:
+  host_memory.reuse_freed_memory()  # Before JAX starts its threads.
   for name in names or VARIANTS:
     print(f'{name}: {examples_per_second(VARIANTS[name]):.1f} examples/s',
           flush=True)
