@@ -14,8 +14,8 @@ bin); where it is a per-bin gain, a learned weighted mean of the
 neighbouring bins' power times a gain ('kernel'). The loss is the MSE in
 raw power (the competition metric) plus the MSE of log power, for the
 quiet bins that raw power ignores (the log-spectral distance); crops are
-flipped in time, and inference averages the mel with its time reversal. Recipe choices and
-their ablation: experiments/README.md.
+flipped in time, and inference averages the mel with its time reversal.
+Recipe choices and their ablation: experiments/README.md.
 """
 from configs import base
 

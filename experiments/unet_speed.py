@@ -15,9 +15,8 @@ import jax
 import numpy as np
 
 from configs import denoise
-from mel_ae import features
-from mel_ae import mel_io
 from mel_ae import train
+from mel_ae import training_data
 from mel_ae.backends import host_memory
 
 VARIANTS = {
@@ -31,23 +30,28 @@ VARIANTS = {
 _BATCH, _STEPS = 16, 30
 
 
-def examples_per_second(overrides) -> float:
+def recipe_config():
   config = denoise.get_config()
   config.model.output_mode = 'kernel'
-  for key, value in overrides.items():
-    section, field = key.split('.')
-    config[section][field] = value
-  mels = [mel_io.load_mel(p) for p in mel_io.list_files(config.data.train_dir)]
-  normalizer = features.fit_normalizer(mels, kind='log')
+  return config
+
+
+def one_batch(data: training_data.Data, frames: int) -> dict:
+  """The first _BATCH training files long enough, cropped, model domain."""
+  crops = [m[:, :frames] for m in data.train if m.shape[1] >= frames]
+  clean = np.stack(crops[:_BATCH])[..., None].astype(np.float32)
+  return {'input': clean, 'target': clean}
+
+
+def examples_per_second(overrides, data: training_data.Data) -> float:
+  config = recipe_config()
+  config.update_from_flattened_dict(overrides)
   shape = (_BATCH, config.audio.n_mels, config.data.crop_frames, 1)
   state = train.create_train_state(jax.random.PRNGKey(0), config, shape)
   step = jax.jit(functools.partial(
-      train.train_step, loss=train.make_loss(config.train, normalizer)),
+      train.train_step, loss=train.make_loss(config.train, data.normalizer)),
                  donate_argnums=0)
-  long_enough = [m for m in mels if m.shape[1] >= shape[2]][:_BATCH]
-  clean = np.stack([normalizer.forward(m[:, :shape[2]])
-                    for m in long_enough])[..., None].astype(np.float32)
-  batch = {'input': clean, 'target': clean}
+  batch = one_batch(data, shape[2])
   for _ in range(3):
     state, metrics = step(state, batch)
   jax.block_until_ready(metrics)
@@ -60,9 +64,10 @@ def examples_per_second(overrides) -> float:
 
 def main(names) -> None:
   host_memory.reuse_freed_memory()  # Before JAX starts its threads.
+  data = training_data.load_data(recipe_config())
   for name in names or VARIANTS:
-    print(f'{name}: {examples_per_second(VARIANTS[name]):.1f} examples/s',
-          flush=True)
+    print(f'{name}: {examples_per_second(VARIANTS[name], data):.1f} '
+          'examples/s', flush=True)
 
 
 if __name__ == '__main__':

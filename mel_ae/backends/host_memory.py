@@ -32,4 +32,5 @@ def reuse_freed_memory() -> bool:
   except (OSError, AttributeError):
     return False
   mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
+  # A list, not a generator: every setting is made even if one fails.
   return all([mallopt(param, value) == 1 for param, value in _SETTINGS])
