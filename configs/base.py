@@ -112,6 +112,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.num_steps = 1000  # about 5.5 minutes on 2 CPU cores
   config.train.batch_size = 16
   config.train.learning_rate = 1e-3
+  # Peak learning rates by model.output_mode, where an output form has its
+  # own (configs/denoise.py: 'kernel'); others use train.learning_rate.
+  config.train.output_learning_rates = ml_collections.ConfigDict()
   config.train.lr_schedule = 'constant'  # 'constant', 'cosine', 'one_cycle'
   config.train.weight_decay = 0.0  # > 0: AdamW
   config.train.warmup_steps = 0

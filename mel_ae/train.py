@@ -59,6 +59,9 @@ def _train_checks(t) -> List[Tuple[bool, str]]:
        f'train.compute_dtype must be one of {backends.COMPUTE_DTYPES}'),
       (t.loss_log_weight >= 0 and t.loss_power_weight >= 0,
        'train.loss_log_weight and loss_power_weight must be >= 0'),
+      (t.learning_rate > 0 and all(
+          v > 0 for v in (t.get('output_learning_rates') or {}).values()),
+       'train.learning_rate and train.output_learning_rates must be > 0'),
   ]
 
 
@@ -77,14 +80,24 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
       raise ConfigError(message)
 
 
-def create_optimizer(t: ml_collections.ConfigDict) -> optax.GradientTransformation:
+def learning_rate(config: ml_collections.ConfigDict) -> float:
+  """train.learning_rate, or train.output_learning_rates[model.output_mode]
+  where the model's output form has its own (e.g. 'kernel')."""
+  rates = config.train.get('output_learning_rates') or {}
+  return float(rates.get(config.model.get('output_mode'),
+                         config.train.learning_rate))
+
+
+def create_optimizer(config: ml_collections.ConfigDict
+                     ) -> optax.GradientTransformation:
   """Adam (AdamW with train.weight_decay > 0) on the configured schedule."""
-  lr = t.learning_rate
+  t, peak = config.train, learning_rate(config)
+  lr = peak
   if t.lr_schedule == 'cosine':
     lr = optax.warmup_cosine_decay_schedule(
-        0.0, t.learning_rate, max(t.warmup_steps, 1), t.num_steps)
+        0.0, peak, max(t.warmup_steps, 1), t.num_steps)
   elif t.lr_schedule == 'one_cycle':
-    lr = optax.cosine_onecycle_schedule(t.num_steps, t.learning_rate)
+    lr = optax.cosine_onecycle_schedule(t.num_steps, peak)
   adam = (optax.adamw(lr, eps=t.adam_eps, weight_decay=t.weight_decay)
           if t.weight_decay else optax.adam(lr, eps=t.adam_eps))
   if t.grad_clip_norm > 0:
@@ -107,7 +120,7 @@ def create_train_state(rng: jax.Array, config: ml_collections.ConfigDict,
   variables = model.init(rng, jnp.zeros(input_shape, jnp.float32), train=False)
   return TrainState.create(apply_fn=model.apply, params=variables['params'],
                            batch_stats=variables.get('batch_stats', {}),
-                           tx=create_optimizer(config.train))
+                           tx=create_optimizer(config))
 
 
 # Initialisation runs once and does next to no arithmetic, yet XLA's backend
@@ -320,6 +333,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   data = training_data.load_data(config)
   bank = training_data.make_noise_bank(config, data, workdir)
   config = training_data.resolve_output_mode(config, bank)
+  logging.info('Peak learning rate %g (model.output_mode=%r).',
+               learning_rate(config), config.model.get('output_mode'))
   manager = checkpointing.create_manager(workdir, t.keep_checkpoints)
   replicated, data_sharding = _shardings()
   input_shape = (t.batch_size, config.audio.n_mels, config.data.crop_frames, 1)

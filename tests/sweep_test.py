@@ -1,6 +1,7 @@
 """The sweep runner: point names and flags, skip/resume logic, and a real
 two-point sweep on the tiny config (runs, skips on rerun, aggregates)."""
 import csv
+import glob
 import json
 import os
 import subprocess
@@ -11,6 +12,7 @@ import pytest
 
 from conftest import ROOT
 from experiments import sweep as sweep_lib
+from mel_ae import train
 
 
 def test_values_format_as_config_flags_and_names_are_safe():
@@ -44,6 +46,18 @@ def test_grid_is_the_product_and_commands_carry_every_override():
     sweep_lib.effective_config({**sweep, 'overrides': {
         'model.kernel_sise': 3}}, pts[0])
 
+
+
+SWEEP_FILES = sorted(p for p in glob.glob(
+    os.path.join(ROOT, 'experiments', 'sweeps', '*.py'))
+                     if os.path.basename(p) not in ('__init__.py', 'common.py'))
+
+
+@pytest.mark.parametrize('path', SWEEP_FILES, ids=os.path.basename)
+def test_every_committed_sweep_builds_a_valid_config_per_point(path):
+  sweep = sweep_lib.load_sweep(path)
+  for point in sweep_lib.points(sweep):
+    train.validate_config(sweep_lib.effective_config(sweep, point))
 
 def test_a_point_is_finished_only_with_its_last_row_and_checkpoint(tmp_path):
   workdir = str(tmp_path)

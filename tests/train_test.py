@@ -84,6 +84,26 @@ def test_rerun_resumes_at_the_next_step_and_matches(tiny_config, tmp_path):
   assert _leaves_equal(resumed.batch_stats, full.batch_stats)
 
 
+
+def test_an_output_form_with_its_own_learning_rate_trains_at_it():
+  """configs/denoise.py: the 'kernel' output at its own peak, others at
+  train.learning_rate, which the optimizer takes (Adam's first step on a
+  constant schedule is about the learning rate)."""
+  config = importlib.import_module('configs.denoise').get_config()
+  rates = {}
+  for mode in ('kernel', 'residual'):
+    config.model.output_mode = mode
+    rates[mode] = train.learning_rate(config)
+  assert rates == {'kernel': config.train.output_learning_rates.kernel,
+                   'residual': config.train.learning_rate}
+  assert rates['kernel'] != rates['residual']
+  config.train.lr_schedule = 'constant'
+  config.train.weight_decay = 0.0
+  tx = train.create_optimizer(config)
+  params = {'w': np.zeros(3, np.float32)}
+  updates, _ = tx.update({'w': np.ones(3, np.float32)}, tx.init(params), params)
+  np.testing.assert_allclose(-updates['w'], rates['residual'], rtol=1e-3)
+
 @pytest.mark.parametrize('field, value, message', [
     ('model.kernel_size', 0, 'kernel_size must be >= 1'),
     ('model.encoder_channels', (), 'encoder_channels is empty'),
@@ -94,6 +114,7 @@ def test_rerun_resumes_at_the_next_step_and_matches(tiny_config, tmp_path):
     ('infer.margin_frames', 3, 'multiples of'),
     ('data.train_dir', '/no/such/dir', 'does not exist'),
     ('model.output_mode', 'subtract', 'mask_exponent=1/data.root'),
+    ('train.learning_rate', 0.0, 'learning_rate and train.output_learning_rates'),
 ])
 def test_invalid_config_fails_before_compiling(tiny_config, field, value,
                                                message):
