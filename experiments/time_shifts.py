@@ -36,8 +36,8 @@ COMBINATIONS = {
 def noisy_validation_files(denoiser: inference.Denoiser):
   """The held-out files, corrupted window by window as training validates
   them, joined back into whole files (model domain), and their clean power."""
-  config = denoiser.config
-  config.data.test_noisy_dir = ''
+  config = denoiser.config.copy_and_resolve_references()
+  config.data.test_noisy_dir = ''  # The test set plays no part here.''
   data = training_data.load_data(config).with_normalizer(denoiser.normalizer)
   val = training_data.make_validation(
       config, data, training_data.make_noise_bank(config, data))

@@ -91,8 +91,8 @@ def learning_rate(config: ml_collections.ConfigDict) -> float:
 def create_optimizer(config: ml_collections.ConfigDict
                      ) -> optax.GradientTransformation:
   """Adam (AdamW with train.weight_decay > 0) on the configured schedule."""
-  t, peak = config.train, learning_rate(config)
-  lr = peak
+  t = config.train
+  lr = peak = learning_rate(config)
   if t.lr_schedule == 'cosine':
     lr = optax.warmup_cosine_decay_schedule(
         0.0, peak, max(t.warmup_steps, 1), t.num_steps)

@@ -47,7 +47,6 @@ def test_grid_is_the_product_and_commands_carry_every_override():
         'model.kernel_sise': 3}}, pts[0])
 
 
-
 SWEEP_FILES = sorted(p for p in glob.glob(
     os.path.join(ROOT, 'experiments', 'sweeps', '*.py'))
                      if os.path.basename(p) not in ('__init__.py', 'common.py'))
@@ -58,6 +57,7 @@ def test_every_committed_sweep_builds_a_valid_config_per_point(path):
   sweep = sweep_lib.load_sweep(path)
   for point in sweep_lib.points(sweep):
     train.validate_config(sweep_lib.effective_config(sweep, point))
+
 
 def test_a_point_is_finished_only_with_its_last_row_and_checkpoint(tmp_path):
   workdir = str(tmp_path)

@@ -84,7 +84,6 @@ def test_rerun_resumes_at_the_next_step_and_matches(tiny_config, tmp_path):
   assert _leaves_equal(resumed.batch_stats, full.batch_stats)
 
 
-
 def test_an_output_form_with_its_own_learning_rate_trains_at_it():
   """configs/denoise.py: the 'kernel' output at its own peak, others at
   train.learning_rate, which the optimizer takes (Adam's first step on a
