@@ -173,6 +173,10 @@ def get_config() -> ml_collections.ConfigDict:
   # the clean files' quiet frames, the noisy files' own quiet frames make the
   # floor (their colour and structure) at the fitted levels.
   config.noise.fitted_textures_above_db = 0.0
+  # ... and the last this fraction of each file's quiet frames is held out:
+  # the validation noise (the data's own, never trained on).
+  config.noise.val_noise_fraction = 0.25
+  config.noise.val_draws = 8  # noise draws per validation window
 
   # Denoising a whole file: windows of chunk_frames outputs, each with
   # margin_frames of context per side (>= the model's receptive radius).

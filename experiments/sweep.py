@@ -110,8 +110,9 @@ def flat_overrides(point: Dict[Any, Any]) -> Dict[str, Any]:
 
 def format_value(value: Any) -> str:
   """A value as ml_collections' config flags parse it back."""
-  if isinstance(value, (tuple, list)):
-    items = ','.join(format_value(v) for v in value)
+  if isinstance(value, (tuple, list)):  # A Python literal: strings quoted.
+    items = ','.join(repr(v) if isinstance(v, str) else format_value(v)
+                     for v in value)
     return f'({items},)' if len(value) == 1 else f'({items})'
   return str(value)  # bool -> True/False, '' -> '', floats keep their '.0'
 

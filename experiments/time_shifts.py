@@ -6,7 +6,7 @@ A U-Net with pooling is not shift-invariant: the same mel shifted by 1-3
 frames (the stride is 4) gives another estimate, and averaging estimates
 in power can lower the MSE, as averaging with the time reversal does
 (`infer.flip_average`). Rebuilds the run's validation set (its held-out
-training files with the fitted noise, the same draw as in training),
+training files with the fitted noise, the first draw as in training),
 denoises each held-out file whole, as the test set is, and prints the
 competition MSE and LSD of each combination of views.
 """
@@ -35,7 +35,8 @@ COMBINATIONS = {
 
 def noisy_validation_files(denoiser: inference.Denoiser):
   """The held-out files, corrupted window by window as training validates
-  them, joined back into whole files (model domain), and their clean power."""
+  them (the first of noise.val_draws draws), joined back into whole files
+  (model domain), and their clean power."""
   config = denoiser.config.copy_and_resolve_references()
   config.data.test_noisy_dir = ''  # The test set plays no part here.''
   data = training_data.load_data(config).with_normalizer(denoiser.normalizer)

@@ -41,6 +41,8 @@ def check_config(n) -> List[Tuple[bool, str]]:
       (n.gain_distribution in noise_model.GAIN_DISTRIBUTIONS,
        f'noise.gain_distribution must be one of '
        f'{noise_model.GAIN_DISTRIBUTIONS}'),
+      (0 < n.val_noise_fraction < 1 and n.val_draws >= 1,
+       'noise.val_noise_fraction must be in (0, 1) and noise.val_draws >= 1'),
       (n.model_db_range[0] < n.model_db_range[1] and n.model_db_step > 0,
        'noise.model_db_range must be (low, high) with low < high, and '
        'noise.model_db_step > 0'),
@@ -115,16 +117,26 @@ class Gain:
 
 @dataclasses.dataclass(frozen=True)
 class NoiseBank:
-  """Corruptions by kind, the fitted noise model if one was used, and
-  whether any corruption adds power (False: per-bin gains alone)."""
+  """Corruptions by kind, the fitted noise model if one was used, whether
+  any corruption adds power (False: per-bin gains alone), and the noise to
+  validate on (None: the whole bank)."""
   corruptions: Dict[str, Corruption]
   model: Optional[noise_model.NoiseModel] = None
   additive: bool = True
+  validation: Optional[Corruption] = None
 
   def corrupt(self, clean: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """clean (n_mels, T) through a kind chosen uniformly; float64, >= 0."""
     kind = list(self.corruptions)[rng.integers(len(self.corruptions))]
     return self.corruptions[kind](clean, rng)
+
+  def corrupt_validation(self, clean: np.ndarray,
+                         rng: np.random.Generator) -> np.ndarray:
+    """clean through the validation noise: the fitted noise, made of the
+    noisy files' held-out quiet frames, where there is one; else `corrupt`."""
+    if self.validation is None:
+      return self.corrupt(clean, rng)
+    return self.validation(clean, rng)
 
 
 def _unit_mean(mel: np.ndarray) -> np.ndarray:
@@ -176,6 +188,16 @@ def estimated_textures(noisy: Sequence[np.ndarray],
           for mel in noisy]
 
 
+def split_textures(textures: Sequence[np.ndarray], fraction: float
+                   ) -> Tuple[Tuple[np.ndarray, ...], Tuple[np.ndarray, ...]]:
+  """(train, validation): each texture's last `fraction` of frames (at least
+  one) held out, so validation noise is the data's own but never trained on."""
+  cuts = [t.shape[1] - max(1, int(round(fraction * t.shape[1])))
+          for t in textures]
+  return (tuple(t[:, :c] if c > 0 else t for t, c in zip(textures, cuts)),
+          tuple(t[:, c:] for t, c in zip(textures, cuts)))
+
+
 def _textures(kind: str, noise_config, spec: audio.MelSpec,
               clean: Sequence[np.ndarray], noisy: Sequence[np.ndarray],
               rng: np.random.Generator) -> Optional[List[np.ndarray]]:
@@ -223,6 +245,7 @@ def build_noise_bank(
   """
   rng = np.random.default_rng([seed, 0xB0A7])
   corruptions, gains = {}, set()  # gains: kinds that only scale the power
+  validation = None
   for kind in noise_config.kinds if kinds is None else kinds:
     if kind == 'gain':
       corruptions[kind] = Gain(noise_config.gain_distribution,
@@ -234,9 +257,11 @@ def build_noise_bank(
       if model is not None:
         additive = bool(noisy) and (model.floor_mean_db > model.clean_floor_db
                                     + noise_config.fitted_textures_above_db)
-        corruptions[kind] = Fitted(model, tuple(
+        textures, held_out = split_textures(
             estimated_textures(noisy, noise_config.quiet_fraction)
-            if additive else ()))
+            if additive else (), noise_config.val_noise_fraction)
+        corruptions[kind] = Fitted(model, textures)
+        validation = Fitted(model, held_out)
         if additive:  # Environmental noise: the synthetic prior beside it.
           corruptions.update(_additive(noise_config.additive_kinds,
                                        noise_config, spec, clean, noisy, rng))
@@ -247,7 +272,8 @@ def build_noise_bank(
                                    rng))
   if not corruptions:
     raise ValueError(f'no noise source available for kinds {noise_config.kinds}')
-  return NoiseBank(corruptions, model, additive=not set(corruptions) <= gains)
+  return NoiseBank(corruptions, model, additive=not set(corruptions) <= gains,
+                   validation=validation)
 
 
 def mix(clean: np.ndarray, noise_mel: np.ndarray, snr_db: float,

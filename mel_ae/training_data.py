@@ -156,7 +156,8 @@ def make_sampler(config: ml_collections.ConfigDict, data: Data,
 @dataclasses.dataclass(frozen=True)
 class Validation:
   """Model-domain windows of the held-out clean files: `inputs` (in
-  denoise mode corrupted by the noise bank, the same draw at every eval),
+  denoise mode corrupted by the bank's validation noise, noise.val_draws
+  times over, the same draws at every eval),
   `targets` and a `mask` of real (not padding) frames."""
   inputs: np.ndarray
   targets: np.ndarray
@@ -171,7 +172,13 @@ def make_validation(config, data: Data,
       data.val, config.data.crop_frames, data.normalizer.silence)
   if bank is None:
     return Validation(windows, windows, mask)
+  # noise.val_draws draws of the noise per window, one block of windows
+  # after another: noise levels are heavy-tailed, and one draw per window
+  # made the validation MSE hinge on a few loud draws.
+  draws = config.noise.val_draws
+  windows, mask = (np.tile(a, (draws, 1, 1, 1)) for a in (windows, mask))
   rng = np.random.default_rng([config.seed, 0x7A1])
-  noisy = [bank.corrupt(p, rng) for p in data.normalizer.inverse(windows[..., 0])]
+  noisy = [bank.corrupt_validation(p, rng)
+           for p in data.normalizer.inverse(windows[..., 0])]
   return Validation(data.normalizer.forward(np.stack(noisy))[..., None],
                     windows, mask)

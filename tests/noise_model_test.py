@@ -157,3 +157,37 @@ def test_fitted_floor_is_made_of_the_noisy_files_where_they_have_one(
     # theirs (hum's low bands stand out), not the model's smooth floor.
     colours = [t.mean(axis=1) / t.mean() for t in fitted.textures]
     assert max(np.max(c) for c in colours) > 10
+
+
+@pytest.mark.parametrize('family', [('noisy',), ('gain', 'noisy')])
+def test_validation_noise_is_the_fitted_noise_never_trained_on(family):
+  """Validation scores the data's own noise, not the synthetic prior: the
+  fitted noise made of the last noise.val_noise_fraction of each noisy
+  file's quiet frames, which the training textures leave out."""
+  config = denoise.get_config().noise
+  bank = noise_bank.build_noise_bank(config, _SPEC, _folder('train'),
+                                     _folder(*family), seed=0,
+                                     model=_fit(*family), kinds=('fitted',))
+  train, val = bank.corruptions['fitted'].textures, bank.validation.textures
+  assert bank.validation.model is bank.model and len(train) == len(val)
+  for kept, held_out in zip(train, val):
+    whole = kept.shape[1] + held_out.shape[1]
+    assert held_out.shape[1] == round(config.val_noise_fraction * whole)
+    assert not np.any(np.all(kept[:, :, None] == held_out[:, None, :], axis=0))
+  clean = _folder('train')[0]
+  noisy = bank.corrupt_validation(clean, np.random.default_rng(0))
+  assert noisy.shape == clean.shape and np.all(noisy >= 0)
+  assert not np.allclose(noisy, clean)
+  assert bool(val) == (family == ('noisy',))  # Gain: the model's simulation.
+
+
+def test_without_a_fitted_noise_validation_draws_from_the_whole_bank():
+  config = base.get_config().noise
+  config.kinds = ('white', 'hum')
+  bank = noise_bank.build_noise_bank(config, _SPEC, _folder('train')[:4], [],
+                                     seed=0)
+  assert bank.validation is None
+  clean = _folder('train')[0]
+  np.testing.assert_array_equal(
+      bank.corrupt_validation(clean, np.random.default_rng(3)),
+      bank.corrupt(clean, np.random.default_rng(3)))

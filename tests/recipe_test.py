@@ -130,12 +130,20 @@ def test_flip_average_is_the_mean_of_both_directions_in_power():
 
 def test_denoise_validation_is_noisy_fixed_and_scored(tiny_config):
   as_denoise(tiny_config, ('gain',))
+  tiny_config.noise.val_draws = 3
   data = training_data.load_data(tiny_config)
   bank = training_data.make_noise_bank(tiny_config, data)
   val = training_data.make_validation(tiny_config, data, bank)
   again = training_data.make_validation(tiny_config, data, bank)
   np.testing.assert_array_equal(val.inputs, again.inputs)
   assert not np.allclose(val.inputs, val.targets)
+  # Three draws of the noise on the same windows, one block after another.
+  inputs, targets = (np.split(a, 3) for a in (val.inputs, val.targets))
+  windows, _ = input_pipeline.tile_windows(
+      data.val, tiny_config.data.crop_frames, data.normalizer.silence)
+  for block in targets:
+    np.testing.assert_array_equal(block, windows)
+  assert not np.allclose(inputs[0], inputs[1])
   # The noisy inputs themselves, scored as the prediction.
   scores = train._validation_metrics(val.inputs, val, data.normalizer)  # pylint: disable=protected-access
   assert scores['val_power_mse'] > 0 and scores['val_lsd_db'] > 0

@@ -18,6 +18,7 @@ from mel_ae import train
 def test_values_format_as_config_flags_and_names_are_safe():
   assert sweep_lib.format_value((8, 16, 32)) == '(8,16,32)'
   assert sweep_lib.format_value((16,)) == '(16,)'
+  assert sweep_lib.format_value(('white', 'hum')) == "('white','hum')"
   assert sweep_lib.format_value('') == ''
   assert sweep_lib.format_value(False) == 'False'
   assert sweep_lib.format_value(2.0) == '2.0'
