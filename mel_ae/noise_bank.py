@@ -41,6 +41,8 @@ def check_config(n) -> List[Tuple[bool, str]]:
       (n.gain_distribution in noise_model.GAIN_DISTRIBUTIONS,
        f'noise.gain_distribution must be one of '
        f'{noise_model.GAIN_DISTRIBUTIONS}'),
+      (n.texture_levels in ('fitted', 'own'),
+       "noise.texture_levels must be 'fitted' or 'own'"),
       (0 < n.val_noise_fraction < 1 and n.val_draws >= 1,
        'noise.val_noise_fraction must be in (0, 1) and noise.val_draws >= 1'),
       (n.model_db_range[0] < n.model_db_range[1] and n.model_db_step > 0,
@@ -64,7 +66,12 @@ class Additive:
 def _texture_crop(textures: Sequence[np.ndarray], frames: int,
                   rng: np.random.Generator) -> np.ndarray:
   """`frames` frames of a random texture (looped if shorter), random start."""
-  texture = textures[rng.integers(len(textures))]
+  return _crop(textures[rng.integers(len(textures))], frames, rng)
+
+
+def _crop(texture: np.ndarray, frames: int,
+          rng: np.random.Generator) -> np.ndarray:
+  """`frames` frames of `texture` (looped if shorter) from a random start."""
   if texture.shape[1] < frames:
     texture = np.tile(texture, (1, -(-frames // texture.shape[1])))
   start = rng.integers(texture.shape[1] - frames + 1)
@@ -79,10 +86,12 @@ class Fitted:
   frames, the floor is made of the noisy files' own quiet frames (`textures`,
   mean 1: their colour and structure, hum lines, babble) at the fitted
   levels, rather than the model's stationary floor: real noise is seldom
-  stationary. Without textures, the model's own simulation.
+  stationary. With `levels` (one mean power per texture), each texture at
+  its own file's level instead. Without textures, the model's simulation.
   """
   model: noise_model.NoiseModel
   textures: Tuple[np.ndarray, ...] = ()
+  levels: Tuple[float, ...] = ()
 
   def __call__(self, clean: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     if not self.textures:
@@ -91,8 +100,10 @@ class Fitted:
     gain = noise_model.gain_from_uniform(m.gain_distribution, m.gain_range,
                                          rng.random(clean.shape))
     level_db = m.floor_median_db + m.file_std_db * rng.standard_normal()
-    floor = _texture_crop(self.textures, clean.shape[1], rng)
-    return gain * np.asarray(clean, np.float64) + 10 ** (level_db / 10) * floor
+    index = rng.integers(len(self.textures))
+    floor = _crop(self.textures[index], clean.shape[1], rng)
+    level = self.levels[index] if self.levels else 10 ** (level_db / 10)
+    return gain * np.asarray(clean, np.float64) + level * floor
 
 
 @dataclasses.dataclass(frozen=True)
@@ -188,6 +199,13 @@ def estimated_textures(noisy: Sequence[np.ndarray],
           for mel in noisy]
 
 
+def quiet_levels(noisy: Sequence[np.ndarray],
+                 quiet_fraction: float) -> List[float]:
+  """The mean power of each noisy file's quietest frames: its noise level."""
+  return [float(noise_model.quiet_frames(mel, quiet_fraction).mean())
+          for mel in noisy]
+
+
 def split_textures(textures: Sequence[np.ndarray], fraction: float
                    ) -> Tuple[Tuple[np.ndarray, ...], Tuple[np.ndarray, ...]]:
   """(train, validation): each texture's last `fraction` of frames (at least
@@ -260,7 +278,9 @@ def build_noise_bank(
         textures, held_out = split_textures(
             estimated_textures(noisy, noise_config.quiet_fraction)
             if additive else (), noise_config.val_noise_fraction)
-        corruptions[kind] = Fitted(model, textures)
+        own = additive and noise_config.texture_levels == 'own'
+        corruptions[kind] = Fitted(model, textures, tuple(
+            quiet_levels(noisy, noise_config.quiet_fraction) if own else ()))
         validation = Fitted(model, held_out)
         if additive:  # Environmental noise: the synthetic prior beside it.
           corruptions.update(_additive(noise_config.additive_kinds,

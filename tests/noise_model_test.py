@@ -191,3 +191,22 @@ def test_without_a_fitted_noise_validation_draws_from_the_whole_bank():
   np.testing.assert_array_equal(
       bank.corrupt_validation(clean, np.random.default_rng(3)),
       bank.corrupt(clean, np.random.default_rng(3)))
+
+
+def test_own_texture_levels_keep_each_noisy_files_quiet_frame_power():
+  config = denoise.get_config().noise
+  config.texture_levels = 'own'
+  noisy = _folder('noisy')
+  bank = noise_bank.build_noise_bank(config, _SPEC, _folder('train'), noisy,
+                                     seed=0, model=_fit('noisy'),
+                                     kinds=('fitted',))
+  fitted = bank.corruptions['fitted']
+  quiet = noise_model.quiet_frames(noisy[0], config.quiet_fraction)
+  assert fitted.levels[0] == pytest.approx(float(quiet.mean()))
+  # Silence in: out comes texture 0 (the only one here) at its file's level.
+  single = noise_bank.Fitted(fitted.model, fitted.textures[:1],
+                             fitted.levels[:1])
+  texture = single.textures[0]
+  out = single(np.zeros_like(texture), np.random.default_rng(0))
+  np.testing.assert_allclose(out, fitted.levels[0] * texture)
+  assert not bank.validation.levels  # Validation keeps the fitted levels.
