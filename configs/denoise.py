@@ -6,12 +6,14 @@
 Training pairs are clean crops corrupted by a noise model fitted to the
 unpaired noisy files (`noise.kinds=('fitted',)`, mel_ae/noise_model.py:
 a per-bin gain, an additive floor, or both; written to
-WORKDIR/noise_model.json); without noisy files, the synthetic bank of
-noise.additive_kinds, said in one line. The model is a U-Net on log power;
-the fitted noise also decides its output (`output_mode='fitted'`, saved
-resolved): where noise adds power, a residual in log power (a gain per
-bin); where it is a per-bin gain, a learned weighted mean of the
-neighbouring bins' power times a gain ('kernel'). The loss is the MSE in
+WORKDIR/noise_model.json; an additive floor is drawn as the noisy files'
+own quiet frames at their own levels); without noisy files, the synthetic
+bank of noise.additive_kinds, said in one line. The model is a U-Net on
+log power; the fitted noise also decides its output
+(`output_mode='fitted'`, saved resolved): where noise adds power, a
+residual in log power (a gain per bin); where it is a per-bin gain, a
+learned weighted mean of the neighbouring bins' power times a gain
+('kernel'). The loss is the MSE in
 raw power (the competition metric) plus the MSE of log power, for the
 quiet bins that raw power ignores (the log-spectral distance); crops are
 flipped in time, and inference averages the mel with its time reversal.
@@ -28,6 +30,9 @@ def get_config():
   config = base.get_config()
   config.train.mode = 'denoise'
   config.noise.kinds = ('fitted',)
+  # Additive noise: each noisy file's quiet frames at their own power
+  # (experiments/sweeps/texture_levels.py, on validation).
+  config.noise.texture_levels = 'own'
   config.model.name = 'unet'
   config.model.encoder_channels = (16, 32, 64)
   config.model.kernel_size = 3
