@@ -1,6 +1,9 @@
 """learning_rate_gain.py's study on the additive family (configs/denoise.py's
 default data: the embedded clean files, noisy/ and test/), where the fit
-picks the 'residual' output, which trains at train.learning_rate."""
+picks the 'residual' output, which trains at train.learning_rate.
+Measured (results/learning_rate_additive.md) before validation held out a
+quarter of each noisy file's quiet frames and before the textures were
+drawn at their own levels: a rerun trains and validates today's recipe."""
 from experiments.sweeps import learning_rate_gain
 
 

@@ -9,5 +9,7 @@ from experiments.sweeps import additive_prior
 
 def get_sweep():
   sweep = additive_prior.get_sweep()
-  return {**sweep, 'name': 'texture_levels',
+  overrides = dict(sweep['overrides'])
+  del overrides['noise.texture_levels']
+  return {**sweep, 'name': 'texture_levels', 'overrides': overrides,
           'grid': {'noise.texture_levels': ['own'], 'seed': [0, 1]}}
