@@ -99,6 +99,7 @@ class Fitted:
     m = self.model
     gain = noise_model.gain_from_uniform(m.gain_distribution, m.gain_range,
                                          rng.random(clean.shape))
+    # Drawn with own levels too: the same random stream either way.
     level_db = m.floor_median_db + m.file_std_db * rng.standard_normal()
     index = rng.integers(len(self.textures))
     floor = _crop(self.textures[index], clean.shape[1], rng)
@@ -199,13 +200,6 @@ def estimated_textures(noisy: Sequence[np.ndarray],
           for mel in noisy]
 
 
-def quiet_levels(noisy: Sequence[np.ndarray],
-                 quiet_fraction: float) -> List[float]:
-  """The mean power of each noisy file's quietest frames: its noise level."""
-  return [float(noise_model.quiet_frames(mel, quiet_fraction).mean())
-          for mel in noisy]
-
-
 def split_textures(textures: Sequence[np.ndarray], fraction: float
                    ) -> Tuple[Tuple[np.ndarray, ...], Tuple[np.ndarray, ...]]:
   """(train, validation): each texture's last `fraction` of frames (at least
@@ -275,12 +269,13 @@ def build_noise_bank(
       if model is not None:
         additive = bool(noisy) and (model.floor_mean_db > model.clean_floor_db
                                     + noise_config.fitted_textures_above_db)
-        textures, held_out = split_textures(
-            estimated_textures(noisy, noise_config.quiet_fraction)
-            if additive else (), noise_config.val_noise_fraction)
-        own = additive and noise_config.texture_levels == 'own'
-        corruptions[kind] = Fitted(model, textures, tuple(
-            quiet_levels(noisy, noise_config.quiet_fraction) if own else ()))
+        quiet = [noise_model.quiet_frames(mel, noise_config.quiet_fraction)
+                 for mel in (noisy if additive else ())]
+        textures, held_out = split_textures([_unit_mean(q) for q in quiet],
+                                            noise_config.val_noise_fraction)
+        levels = tuple(float(q.mean()) for q in quiet
+                       if noise_config.texture_levels == 'own')
+        corruptions[kind] = Fitted(model, textures, levels)
         validation = Fitted(model, held_out)
         if additive:  # Environmental noise: the synthetic prior beside it.
           corruptions.update(_additive(noise_config.additive_kinds,
