@@ -173,12 +173,12 @@ def get_config() -> ml_collections.ConfigDict:
   # the clean files' quiet frames, the noisy files' own quiet frames make the
   # floor (their colour and structure) at the fitted levels.
   config.noise.fitted_textures_above_db = 0.0
-  # Their levels: 'fitted' (the model's log-normal level, file to file) or
-  # 'own' (each texture at its own file's quiet-frame power). Validation
-  # always uses the fitted levels.
+  # The levels those quiet frames are drawn at: 'fitted' (the model's
+  # log-normal level, file to file) or 'own' (each at its own file's
+  # quiet-frame power). Validation always uses the fitted levels.
   config.noise.texture_levels = 'fitted'
-  # ... and the last this fraction of each file's quiet frames is held out:
-  # the validation noise (the data's own, never trained on).
+  # The last this fraction of each noisy file's quiet frames is held out of
+  # training: the validation noise (the data's own, never trained on).
   config.noise.val_noise_fraction = 0.25
   config.noise.val_draws = 8  # noise draws per validation window
 

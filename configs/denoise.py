@@ -13,10 +13,10 @@ log power; the fitted noise also decides its output
 (`output_mode='fitted'`, saved resolved): where noise adds power, a
 residual in log power (a gain per bin); where it is a per-bin gain, a
 learned weighted mean of the neighbouring bins' power times a gain
-('kernel'). The loss is the MSE in
-raw power (the competition metric) plus the MSE of log power, for the
-quiet bins that raw power ignores (the log-spectral distance); crops are
-flipped in time, and inference averages the mel with its time reversal.
+('kernel'). The loss is the MSE in raw power (the competition metric)
+plus the MSE of log power, for the quiet bins that raw power ignores (the
+log-spectral distance); crops are flipped in time, and inference averages
+the mel with its time reversal.
 AdamW on a one-cycle schedule, whose peak the output form sets: 1.2e-2
 for 'kernel', 1e-3 for 'residual' (each family's best on validation).
 Recipe choices and their ablation: experiments/README.md.
