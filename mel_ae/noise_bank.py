@@ -43,6 +43,8 @@ def check_config(n) -> List[Tuple[bool, str]]:
        f'{noise_model.GAIN_DISTRIBUTIONS}'),
       (n.texture_levels in ('fitted', 'own'),
        "noise.texture_levels must be 'fitted' or 'own'"),
+      (n.cross_std >= 0 and n.val_cross_std >= 0,
+       'noise.cross_std and noise.val_cross_std must be >= 0'),
       (0 < n.val_noise_fraction < 1 and n.val_draws >= 1,
        'noise.val_noise_fraction must be in (0, 1) and noise.val_draws >= 1'),
       (n.model_db_range[0] < n.model_db_range[1] and n.model_db_step > 0,
@@ -87,11 +89,14 @@ class Fitted:
   mean 1: their colour and structure, hum lines, babble) at the fitted
   levels, rather than the model's stationary floor: real noise is seldom
   stationary. With `levels` (one mean power per texture), each texture at
-  its own file's level instead. Without textures, the model's simulation.
+  its own file's level instead. With `cross_std` > 0, the floor mixes in
+  with a random speech x noise cross term (`mix`), as audio mixed in the
+  waveform does. Without textures, the model's simulation.
   """
   model: noise_model.NoiseModel
   textures: Tuple[np.ndarray, ...] = ()
   levels: Tuple[float, ...] = ()
+  cross_std: float = 0.0
 
   def __call__(self, clean: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     if not self.textures:
@@ -104,7 +109,8 @@ class Fitted:
     index = rng.integers(len(self.textures))
     floor = _crop(self.textures[index], clean.shape[1], rng)
     level = self.levels[index] if self.levels else 10 ** (level_db / 10)
-    return gain * np.asarray(clean, np.float64) + level * floor
+    speech = gain * np.asarray(clean, np.float64)
+    return add_noise(speech, level * floor, self.cross_std, rng)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -275,8 +281,10 @@ def build_noise_bank(
                                             noise_config.val_noise_fraction)
         levels = tuple(float(q.mean()) for q in quiet
                        if noise_config.texture_levels == 'own')
-        corruptions[kind] = Fitted(model, textures, levels)
-        validation = Fitted(model, held_out)
+        corruptions[kind] = Fitted(model, textures, levels,
+                                   noise_config.cross_std)
+        validation = Fitted(model, held_out,
+                            cross_std=noise_config.val_cross_std)
         if additive:  # Environmental noise: the synthetic prior beside it.
           corruptions.update(_additive(noise_config.additive_kinds,
                                        noise_config, spec, clean, noisy, rng))
@@ -301,8 +309,15 @@ def mix(clean: np.ndarray, noise_mel: np.ndarray, snr_db: float,
   clean = np.asarray(clean, np.float64)
   gain = clean.mean() / (max(float(noise_mel.mean()), 1e-30)
                          * 10.0 ** (snr_db / 10.0))
-  noisy = clean + gain * noise_mel
+  return add_noise(clean, gain * noise_mel, cross_std, rng)
+
+
+def add_noise(clean: np.ndarray, noise_mel: np.ndarray, cross_std: float,
+              rng: np.random.Generator) -> np.ndarray:
+  """clean + noise_mel (float64 powers), with cross_std > 0 plus
+  2 sqrt(clean noise) * N(0, cross_std); floored at 0. No draw without."""
+  noisy = clean + noise_mel
   if cross_std > 0:
-    noisy += (2.0 * np.sqrt(clean * gain * noise_mel)
+    noisy += (2.0 * np.sqrt(clean * noise_mel)
               * rng.normal(0.0, cross_std, clean.shape))
   return np.maximum(noisy, 0.0)

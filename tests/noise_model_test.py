@@ -210,3 +210,27 @@ def test_own_texture_levels_keep_each_noisy_files_quiet_frame_power():
   out = single(np.zeros_like(texture), np.random.default_rng(0))
   np.testing.assert_allclose(out, fitted.levels[0] * texture)
   assert not bank.validation.levels  # Validation keeps the fitted levels.
+
+
+def test_fitted_floor_mixes_with_a_random_cross_term():
+  """noise.cross_std > 0: each bin is off the powers' sum by 2 sqrt(S N)
+  times N(0, cross_std); 0 draws nothing more (the same stream as before).
+  Validation mixes with noise.val_cross_std whatever training does."""
+  config = denoise.get_config().noise
+  config.cross_std = 0.3
+  bank = noise_bank.build_noise_bank(config, _SPEC, _folder('train'),
+                                     _folder('noisy'), seed=0,
+                                     model=_fit('noisy'), kinds=('fitted',))
+  crossed = bank.corruptions['fitted']
+  assert crossed.cross_std == 0.3
+  assert bank.validation.cross_std == config.val_cross_std
+  plain = noise_bank.Fitted(crossed.model, crossed.textures, crossed.levels)
+  clean = np.repeat(_folder('train')[0][:, :64], 8, axis=1)
+  sum_of_powers = plain(clean, np.random.default_rng(5))
+  noisy = crossed(clean, np.random.default_rng(5))
+  noise_power = sum_of_powers - clean
+  both = (clean > 1e-3) & (noise_power > 1e-3)
+  term = (noisy - sum_of_powers)[both] / (2 * np.sqrt(clean * noise_power)[both])
+  kept = noisy[both] > 0  # The floor at 0 clips the most negative draws.
+  assert abs(np.std(term[kept]) - 0.3) < 0.05 and abs(np.mean(term)) < 0.05
+  assert np.all(noisy >= 0)
