@@ -7,9 +7,10 @@ Training pairs are clean crops corrupted by a noise model fitted to the
 unpaired noisy files (`noise.kinds=('fitted',)`, mel_ae/noise_model.py:
 a per-bin gain, an additive floor, or both; written to
 WORKDIR/noise_model.json; an additive floor is drawn as the noisy files'
-own quiet frames at their own levels); without noisy files, the synthetic
-bank of noise.additive_kinds, said in one line. The model is a U-Net on
-log power; the fitted noise also decides its output
+own quiet frames at their own levels, mixed in with the random speech x
+noise cross term of audio mixed in the waveform); without noisy files,
+the synthetic bank of noise.additive_kinds, said in one line. The
+model is a U-Net on log power; the fitted noise also decides its output
 (`output_mode='fitted'`, saved resolved): where noise adds power, a
 residual in log power (a gain per bin); where it is a per-bin gain, a
 learned weighted mean of the neighbouring bins' power times a gain
@@ -33,6 +34,9 @@ def get_config():
   # Additive noise: each noisy file's quiet frames at their own power
   # (experiments/sweeps/texture_levels.py, on validation).
   config.noise.texture_levels = 'own'
+  # Every additive mix with the speech x noise cross term that mixing in
+  # the waveform gives (experiments/sweeps/cross_term.py, on validation).
+  config.noise.cross_std = 0.4
   config.model.name = 'unet'
   config.model.encoder_channels = (16, 32, 64)
   config.model.kernel_size = 3

@@ -2,8 +2,9 @@
 default data: the embedded clean files, noisy/ and test/), where the fit
 picks the 'residual' output, which trains at train.learning_rate.
 Measured (results/learning_rate_additive.md) before validation held out a
-quarter of each noisy file's quiet frames and before the textures were
-drawn at their own levels: a rerun trains and validates today's recipe."""
+quarter of each noisy file's quiet frames, before the textures were
+drawn at their own levels and before the speech x noise cross term (in
+training and validation): a rerun trains and validates today's recipe."""
 from experiments.sweeps import learning_rate_gain
 
 
