@@ -144,6 +144,9 @@ def get_config() -> ml_collections.ConfigDict:
   # noise.kinds when none of those has a source (e.g. only 'fitted', and no
   # unpaired noisy files; training says so in one line).
   config.noise.additive_kinds = ('white', 'pink', 'brown', 'hum', 'babble')
+  # How often 'fitted' (the data's own noise) is drawn against each other
+  # kind in the bank (1 each: uniform over kinds).
+  config.noise.fitted_weight = 1.0
   config.noise.snr_db = (0.0, 15.0)  # uniform range, per example
   # Std of the random speech x noise cross term 2 sqrt(S N) cos(phase) that
   # audio mixed in the waveform has, relative to 2 sqrt(S N), in every

@@ -43,6 +43,7 @@ def check_config(n) -> List[Tuple[bool, str]]:
        f'{noise_model.GAIN_DISTRIBUTIONS}'),
       (n.texture_levels in ('fitted', 'own'),
        "noise.texture_levels must be 'fitted' or 'own'"),
+      (n.fitted_weight > 0, 'noise.fitted_weight must be > 0'),
       (n.cross_std >= 0 and n.val_cross_std >= 0,
        'noise.cross_std and noise.val_cross_std must be >= 0'),
       (0 < n.val_noise_fraction < 1 and n.val_draws >= 1,
@@ -136,16 +137,23 @@ class Gain:
 @dataclasses.dataclass(frozen=True)
 class NoiseBank:
   """Corruptions by kind, the fitted noise model if one was used, whether
-  any corruption adds power (False: per-bin gains alone), and the noise to
-  validate on (None: the whole bank)."""
+  any corruption adds power (False: per-bin gains alone), the noise to
+  validate on (None: the whole bank), and the kinds' relative weights
+  (empty: uniform)."""
   corruptions: Dict[str, Corruption]
   model: Optional[noise_model.NoiseModel] = None
   additive: bool = True
   validation: Optional[Corruption] = None
+  weights: Tuple[float, ...] = ()
 
   def corrupt(self, clean: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """clean (n_mels, T) through a kind chosen uniformly; float64, >= 0."""
-    kind = list(self.corruptions)[rng.integers(len(self.corruptions))]
+    """clean (n_mels, T) through a kind chosen by weight; float64, >= 0."""
+    kinds = list(self.corruptions)
+    if self.weights:
+      kind = kinds[rng.choice(len(kinds), p=np.divide(self.weights,
+                                                      sum(self.weights)))]
+    else:  # The uniform draw as it always was: the same random stream.
+      kind = kinds[rng.integers(len(kinds))]
     return self.corruptions[kind](clean, rng)
 
   def corrupt_validation(self, clean: np.ndarray,
@@ -295,8 +303,12 @@ def build_noise_bank(
                                    rng))
   if not corruptions:
     raise ValueError(f'no noise source available for kinds {noise_config.kinds}')
+  weights = ()
+  if 'fitted' in corruptions and noise_config.fitted_weight != 1:
+    weights = tuple(noise_config.fitted_weight if kind == 'fitted' else 1.0
+                    for kind in corruptions)
   return NoiseBank(corruptions, model, additive=not set(corruptions) <= gains,
-                   validation=validation)
+                   validation=validation, weights=weights)
 
 
 def mix(clean: np.ndarray, noise_mel: np.ndarray, snr_db: float,

@@ -1,6 +1,7 @@
 """The noise model fitted from unpaired noisy files: it tells the embedded
 corpus' gain family from its additive one, refuses what it cannot fit, and
 the 'fitted' bank kind draws noise that looks like the noisy files."""
+import dataclasses
 import functools
 import json
 import os
@@ -234,3 +235,24 @@ def test_fitted_floor_mixes_with_a_random_cross_term():
   kept = noisy[both] > 0  # The floor at 0 clips the most negative draws.
   assert abs(np.std(term[kept]) - 0.3) < 0.05 and abs(np.mean(term)) < 0.05
   assert np.all(noisy >= 0)
+
+
+def test_fitted_weight_sets_how_often_the_datas_own_noise_is_drawn():
+  """noise.fitted_weight: the fitted kind against 1 for each prior kind;
+  1 keeps the uniform draw (and its random stream)."""
+  config = denoise.get_config().noise
+  clean, noisy, model = _folder('train'), _folder('noisy'), _fit('noisy')
+  assert not noise_bank.build_noise_bank(config, _SPEC, clean, noisy, seed=0,
+                                         model=model).weights
+  config.fitted_weight = 5.0
+  bank = noise_bank.build_noise_bank(config, _SPEC, clean, noisy, seed=0,
+                                     model=model)
+  assert len(bank.corruptions) == 6 and bank.weights[0] == 5.0
+  drawn = []
+  bank = dataclasses.replace(bank, corruptions={
+      kind: (lambda c, rng, kind=kind: drawn.append(kind) or c)
+      for kind in bank.corruptions})
+  rng = np.random.default_rng(0)
+  for _ in range(2000):
+    bank.corrupt(clean[0], rng)
+  assert abs(drawn.count('fitted') / 2000 - 0.5) < 0.04
