@@ -8,7 +8,8 @@ unpaired noisy files (`noise.kinds=('fitted',)`, mel_ae/noise_model.py:
 a per-bin gain, an additive floor, or both; written to
 WORKDIR/noise_model.json; an additive floor is drawn as the noisy files'
 own quiet frames at their own levels, mixed in with the random speech x
-noise cross term of audio mixed in the waveform); without noisy files,
+noise cross term of audio mixed in the waveform, in half the crops, the
+synthetic prior in the rest); without noisy files,
 the synthetic bank of noise.additive_kinds, said in one line. The
 model is a U-Net on log power; the fitted noise also decides its output
 (`output_mode='fitted'`, saved resolved): where noise adds power, a
@@ -37,6 +38,9 @@ def get_config():
   # Every additive mix with the speech x noise cross term that mixing in
   # the waveform gives (experiments/sweeps/cross_term.py, on validation).
   config.noise.cross_std = 0.4
+  # The data's own noise in half the crops, the prior's five kinds in the
+  # rest (experiments/sweeps/fitted_weight.py, on validation).
+  config.noise.fitted_weight = 5.0
   config.model.name = 'unet'
   config.model.encoder_channels = (16, 32, 64)
   config.model.kernel_size = 3

@@ -303,8 +303,9 @@ def build_noise_bank(
                                    rng))
   if not corruptions:
     raise ValueError(f'no noise source available for kinds {noise_config.kinds}')
-  weights = ()
-  if 'fitted' in corruptions and noise_config.fitted_weight != 1:
+  weights = ()  # One kind alone (a gain): no draw, as before.
+  if ('fitted' in corruptions and len(corruptions) > 1
+      and noise_config.fitted_weight != 1):
     weights = tuple(noise_config.fitted_weight if kind == 'fitted' else 1.0
                     for kind in corruptions)
   return NoiseBank(corruptions, model, additive=not set(corruptions) <= gains,

@@ -242,6 +242,7 @@ def test_fitted_weight_sets_how_often_the_datas_own_noise_is_drawn():
   1 keeps the uniform draw (and its random stream)."""
   config = denoise.get_config().noise
   clean, noisy, model = _folder('train'), _folder('noisy'), _fit('noisy')
+  config.fitted_weight = 1.0
   assert not noise_bank.build_noise_bank(config, _SPEC, clean, noisy, seed=0,
                                          model=model).weights
   config.fitted_weight = 5.0
@@ -256,3 +257,6 @@ def test_fitted_weight_sets_how_often_the_datas_own_noise_is_drawn():
   for _ in range(2000):
     bank.corrupt(clean[0], rng)
   assert abs(drawn.count('fitted') / 2000 - 0.5) < 0.04
+  # The gain family's bank is the fitted kind alone: nothing to weigh.
+  assert not noise_bank.build_noise_bank(config, _SPEC, clean, _folder(
+      'gain', 'noisy'), seed=0, model=_fit('gain', 'noisy')).weights
