@@ -91,8 +91,8 @@ class Fitted:
   levels, rather than the model's stationary floor: real noise is seldom
   stationary. With `levels` (one mean power per texture), each texture at
   its own file's level instead. With `cross_std` > 0, the floor mixes in
-  with a random speech x noise cross term (`mix`), as audio mixed in the
-  waveform does. Without textures, the model's simulation.
+  with a random speech x noise cross term (`add_noise`), as audio mixed
+  in the waveform does. Without textures, the model's simulation.
   """
   model: noise_model.NoiseModel
   textures: Tuple[np.ndarray, ...] = ()
