@@ -181,7 +181,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.noise.fitted_textures_above_db = 0.0
   # The levels those quiet frames are drawn at: 'fitted' (the model's
   # log-normal level, file to file) or 'own' (each at its own file's
-  # quiet-frame power). Validation always uses the fitted levels.
+  # quiet-frame power); validation draws its held-out frames alike.
   config.noise.texture_levels = 'fitted'
   # The last this fraction of each noisy file's quiet frames is held out of
   # training: the validation noise (the data's own, never trained on).

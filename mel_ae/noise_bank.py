@@ -291,7 +291,8 @@ def build_noise_bank(
                        if noise_config.texture_levels == 'own')
         corruptions[kind] = Fitted(model, textures, levels,
                                    noise_config.cross_std)
-        validation = Fitted(model, held_out,
+        # The held-out quiet frames at the levels training draws them at.
+        validation = Fitted(model, held_out, levels,
                             cross_std=noise_config.val_cross_std)
         if additive:  # Environmental noise: the synthetic prior beside it.
           corruptions.update(_additive(noise_config.additive_kinds,
