@@ -109,9 +109,6 @@ def get_config() -> ml_collections.ConfigDict:
   # quiet bins LSD measures and a raw-power loss ignores).
   config.train.loss = 'model'
   config.train.loss_log_weight = 0.0
-  # loss_log_weight by model.output_mode, where an output form has its own
-  # (configs/denoise.py: 'kernel'); others use train.loss_log_weight.
-  config.train.output_loss_log_weights = ml_collections.ConfigDict()
   config.train.num_steps = 1000  # about 5.5 minutes on 2 CPU cores
   config.train.batch_size = 16
   config.train.learning_rate = 1e-3

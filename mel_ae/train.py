@@ -57,10 +57,8 @@ def _train_checks(t) -> List[Tuple[bool, str]]:
       (t.loss in LOSSES, f'train.loss must be one of {LOSSES}'),
       (t.compute_dtype in backends.COMPUTE_DTYPES,
        f'train.compute_dtype must be one of {backends.COMPUTE_DTYPES}'),
-      (t.loss_log_weight >= 0 and t.loss_power_weight >= 0 and all(
-          v >= 0 for v in (t.get('output_loss_log_weights') or {}).values()),
-       'train.loss_log_weight, output_loss_log_weights and '
-       'loss_power_weight must be >= 0'),
+      (t.loss_log_weight >= 0 and t.loss_power_weight >= 0,
+       'train.loss_log_weight and loss_power_weight must be >= 0'),
       (t.learning_rate > 0 and all(
           v > 0 for v in (t.get('output_learning_rates') or {}).values()),
        'train.learning_rate and train.output_learning_rates must be > 0'),
@@ -82,22 +80,12 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
       raise ConfigError(message)
 
 
-def _for_output(config: ml_collections.ConfigDict, name: str) -> float:
-  """train.<name>, or train.output_<name>s[model.output_mode] where the
-  model's output form has its own: the fitted noise picks the output form,
-  and the output form these settings."""
-  table = config.train.get(f'output_{name}s') or {}
-  return float(table.get(config.model.get('output_mode'), config.train[name]))
-
-
 def learning_rate(config: ml_collections.ConfigDict) -> float:
-  """The peak learning rate of this output form (e.g. 'kernel')."""
-  return _for_output(config, 'learning_rate')
-
-
-def loss_log_weight(config: ml_collections.ConfigDict) -> float:
-  """The log-spectral term's weight for this output form."""
-  return _for_output(config, 'loss_log_weight')
+  """train.learning_rate, or train.output_learning_rates[model.output_mode]
+  where the model's output form has its own (e.g. 'kernel')."""
+  rates = config.train.get('output_learning_rates') or {}
+  return float(rates.get(config.model.get('output_mode'),
+                         config.train.learning_rate))
 
 
 def create_optimizer(config: ml_collections.ConfigDict
@@ -162,24 +150,21 @@ def log_spectral_mse(pred_power: jax.Array, target_power: jax.Array,
   return jnp.mean((log(pred_power) - log(target_power)) ** 2)
 
 
-def make_loss(config: ml_collections.ConfigDict,
-              normalizer: features.Normalizer):
+def make_loss(train_config, normalizer: features.Normalizer):
   """The training loss of model-domain (pred, target) batches.
 
   train.loss 'power': the MSE in raw power, the competition metric, plus
-  `loss_log_weight(config)` times the log-spectral MSE. 'model': the MSE
-  in the model domain, each bin weighted by 1 + loss_power_weight *
-  P'(target)^2, the first-order expansion of the raw-power MSE around the
-  target (loud bins count more, without taking the power of a prediction).
+  loss_log_weight times the log-spectral MSE. 'model': the MSE in the model
+  domain, each bin weighted by 1 + loss_power_weight * P'(target)^2, the
+  first-order expansion of the raw-power MSE around the target (loud bins
+  count more, without taking the power of a prediction).
   """
-  t = config.train
+  t = train_config
   power = functools.partial(normalizer.inverse, xp=jnp)
   if t.loss == 'power':
-    log_weight = loss_log_weight(config)
-
     def power_loss(pred, target):
       p, q = power(pred), power(target)
-      return mse(p, q) + log_weight * log_spectral_mse(p, q)
+      return mse(p, q) + t.loss_log_weight * log_spectral_mse(p, q)
     return power_loss
   if not t.loss_power_weight:
     return mse
@@ -348,9 +333,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   data = training_data.load_data(config)
   bank = training_data.make_noise_bank(config, data, workdir)
   config = training_data.resolve_output_mode(config, bank)
-  logging.info('Peak learning rate %g, log-spectral weight %g '
-               '(model.output_mode=%r).', learning_rate(config),
-               loss_log_weight(config), config.model.get('output_mode'))
+  logging.info('Peak learning rate %g (model.output_mode=%r).',
+               learning_rate(config), config.model.get('output_mode'))
   manager = checkpointing.create_manager(workdir, t.keep_checkpoints)
   replicated, data_sharding = _shardings()
   input_shape = (t.batch_size, config.audio.n_mels, config.data.crop_frames, 1)
@@ -369,7 +353,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   logging.info('Model: %d trainable parameters',
                models.count_params(state.params))
   step_fn = jax.jit(functools.partial(train_step, loss=make_loss(
-      config, data.normalizer)), in_shardings=(replicated, data_sharding),
+      t, data.normalizer)), in_shardings=(replicated, data_sharding),
                     out_shardings=(replicated, replicated), donate_argnums=0)
   # Replicated reconstructions: every process can read all of them.
   eval_fn = jax.jit(eval_step, in_shardings=(replicated, data_sharding),
