@@ -53,9 +53,20 @@ SWEEP_FILES = sorted(p for p in glob.glob(
                      if os.path.basename(p) not in ('__init__.py', 'common.py'))
 
 
+def _without_absent_generated_data(sweep):
+  """`sweep` without its data folders that are generated, not shipped
+  (under runs/, e.g. the other voice's development corpus), where they are
+  absent: every other override of each point is still checked."""
+  runs = os.path.join(ROOT, 'runs') + os.sep
+  overrides = {k: v for k, v in sweep['overrides'].items()
+               if not (k.startswith('data.') and isinstance(v, str)
+                       and v.startswith(runs) and not os.path.isdir(v))}
+  return {**sweep, 'overrides': overrides}
+
+
 @pytest.mark.parametrize('path', SWEEP_FILES, ids=os.path.basename)
 def test_every_committed_sweep_builds_a_valid_config_per_point(path):
-  sweep = sweep_lib.load_sweep(path)
+  sweep = _without_absent_generated_data(sweep_lib.load_sweep(path))
   for point in sweep_lib.points(sweep):
     train.validate_config(sweep_lib.effective_config(sweep, point))
 
