@@ -10,9 +10,11 @@ import os
 
 NUM_STEPS = 400
 
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
+
 # The embedded corpus' gain family (the 2020 competition's per-bin gain).
-GAIN = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__)))), 'mel_ae', 'corpus', 'gain')
+GAIN = os.path.join(REPO, 'mel_ae', 'corpus', 'gain')
 
 SHORT = {
     'train.num_steps': NUM_STEPS,

@@ -7,9 +7,9 @@ own clean and unpaired noisy files (additive family), 1,000 steps, seeds
 import os
 
 from experiments.sweeps import babble_prior
+from experiments.sweeps import common
 
-CORPUS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__)))), 'runs', 'dev_voice', 'corpus')
+CORPUS = os.path.join(common.REPO, 'runs', 'dev_voice', 'corpus')
 
 
 def get_sweep():
