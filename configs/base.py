@@ -199,6 +199,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.infer.chunk_frames = 512
   config.infer.margin_frames = 64
   config.infer.batch_size = 4
+  # Past a file's ends: 'silence' (zero power) or 'reflect' (its frames
+  # mirrored, as inside a training crop): mel_ae/inference.py.
+  config.infer.edge_padding = 'silence'
   # Also denoise the time-reversed mel and average the two (in power).
   config.infer.flip_average = False
   return config

@@ -18,7 +18,8 @@ learned weighted mean of the neighbouring bins' power times a gain
 ('kernel'). The loss is the MSE in raw power (the competition metric)
 plus 0.3 times the MSE of log power, for the quiet bins that raw power
 ignores (the log-spectral distance); crops are flipped in time, and
-inference averages the mel with its time reversal.
+inference averages the mel with its time reversal, each extended past
+its ends by its own frames mirrored.
 AdamW on a one-cycle schedule, whose peak the output form sets: 1.2e-2
 for 'kernel', 1e-3 for 'residual' (each family's best on validation).
 Recipe choices and their ablation: experiments/README.md.
@@ -62,5 +63,8 @@ def get_config():
       {'kernel': 1.2e-2})
   config.train.weight_decay = 1e-2
   config.infer.flip_average = True
+  # A noisy file's ends mirrored, not silence, which no training crop has
+  # (on validation, whole held-out files: experiments/README.md).
+  config.infer.edge_padding = 'reflect'
   config.train.num_steps = 2000  # about 9 minutes on 2 CPU cores
   return config

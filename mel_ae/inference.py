@@ -4,7 +4,8 @@ A mel of any length is cut into windows of `chunk_frames` output frames,
 each seen with `margin_frames` of context on both sides, so every model call
 has the same shape (one compilation) and memory does not grow with length.
 With the margin at least the model's receptive radius, the result equals
-running the model over the whole file at once.
+running the model over the whole file at once, extended past its ends with
+silence or with its own frames mirrored (`infer.edge_padding`).
 """
 import dataclasses
 import functools
@@ -24,13 +25,21 @@ from mel_ae import mel_io
 from mel_ae import models
 
 
+# What lies past a file's ends: zero power, or the file mirrored at its
+# first and last frame (np.pad's 'reflect'): training crops never end, so
+# a model trained on them has only seen the second.
+EDGE_PADDINGS = ('silence', 'reflect')
+
+
 def check_config(infer, stride: int) -> List[Tuple[bool, str]]:
   """(ok, message) pairs for config.infer; `stride` is the model's."""
   return [(infer.chunk_frames % stride == 0 and infer.margin_frames % stride == 0
            and infer.chunk_frames > 0 and infer.margin_frames >= 0,
            'infer.chunk_frames and infer.margin_frames must be multiples of '
            f"the model's stride {stride}"),
-          (infer.batch_size >= 1, 'infer.batch_size must be >= 1')]
+          (infer.batch_size >= 1, 'infer.batch_size must be >= 1'),
+          (infer.get('edge_padding', 'silence') in EDGE_PADDINGS,
+           f'infer.edge_padding must be one of {EDGE_PADDINGS}')]
 
 
 @functools.partial(jax.jit, static_argnums=0)
@@ -38,26 +47,27 @@ def _apply(model: nn.Module, variables: Dict[str, Any], x: jax.Array):
   return model.apply(variables, x, train=False)
 
 
-def _windows(z: np.ndarray, chunk: int, margin: int,
-             silence: float) -> np.ndarray:
+def _windows(z: np.ndarray, chunk: int, margin: int, silence: float,
+             edge_padding: str) -> np.ndarray:
   """(n_windows, n_mels, chunk + 2 margin) views of a mel padded with
-  silence (zero power in the model domain)."""
+  silence (zero power in the model domain) or its mirror image."""
   n = -(-z.shape[1] // chunk)
-  padded = np.pad(z, ((0, 0), (margin, n * chunk - z.shape[1] + margin)),
-                  constant_values=silence)
+  widths = ((0, 0), (margin, n * chunk - z.shape[1] + margin))
+  padded = (np.pad(z, widths, mode='reflect') if edge_padding == 'reflect'
+            else np.pad(z, widths, constant_values=silence))
   return np.stack([padded[:, i * chunk:i * chunk + chunk + 2 * margin]
                    for i in range(n)])
 
 
 def denoise_model_domain(model: nn.Module, variables: Dict[str, Any],
                          mels: Sequence[np.ndarray], chunk: int, margin: int,
-                         batch_size: int, silence: float = 0.0
-                         ) -> List[np.ndarray]:
+                         batch_size: int, silence: float = 0.0,
+                         edge_padding: str = 'silence') -> List[np.ndarray]:
   """Runs the model over model-domain mels (n_mels, T) of any lengths;
   `silence` is zero power in that domain (`Normalizer.silence`)."""
   if not mels:
     return []
-  per_file = [_windows(z, chunk, margin, silence) for z in mels]
+  per_file = [_windows(z, chunk, margin, silence, edge_padding) for z in mels]
   windows = np.concatenate(per_file)[..., None]
   outputs = []
   for (batch,) in input_pipeline.batches([windows], batch_size):
@@ -83,7 +93,7 @@ def denoise_power(model: nn.Module, variables: Dict[str, Any],
     return [normalizer.inverse(o) for o in denoise_model_domain(
         model, variables, model_domain, infer_config.chunk_frames,
         infer_config.margin_frames, infer_config.batch_size,
-        normalizer.silence)]
+        normalizer.silence, infer_config.get('edge_padding', 'silence'))]
   z = [normalizer.forward(m) for m in mels]
   power = run(z)
   if infer_config.get('flip_average', False):

@@ -49,6 +49,30 @@ def test_chunked_inference_equals_whole_file(workdir):
   np.testing.assert_allclose(chunked[:, 32:-32], whole[:, 32:-32], atol=1e-5)
 
 
+def test_reflect_edges_equal_one_pass_over_the_mirrored_file(workdir):
+  """infer.edge_padding='reflect': the file's ends see its own frames
+  mirrored, as in one pass over the file so extended, not silence."""
+  d = mel_ae.load(workdir)
+  mel = d.normalizer.forward(fake_mel(np.random.default_rng(0), 200))
+  mirrored = np.pad(mel, ((0, 0), (32, 32)), mode='reflect')
+  whole = np.asarray(inference._apply(  # pylint: disable=protected-access
+      d.model, d.variables, mirrored[None, :, :, None]))[0, :, 32:-32, 0]
+  chunked = inference.denoise_model_domain(
+      d.model, d.variables, [mel], chunk=64, margin=32, batch_size=2,
+      silence=d.normalizer.silence, edge_padding='reflect')[0]
+  np.testing.assert_allclose(chunked, whole, atol=1e-5)
+  silent = inference.denoise_model_domain(
+      d.model, d.variables, [mel], chunk=64, margin=32, batch_size=2,
+      silence=d.normalizer.silence)[0]
+  assert not np.allclose(silent[:, :8], chunked[:, :8], atol=1e-3)
+
+
+def test_unknown_edge_padding_is_refused(tiny_config):
+  tiny_config.infer.edge_padding = 'zeros'
+  with pytest.raises(train.ConfigError, match='infer.edge_padding must be'):
+    train.validate_config(tiny_config)
+
+
 def test_batch_and_audio_api(workdir):
   d = mel_ae.load(workdir)
   rng = np.random.default_rng(1)
