@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import mel_ae
-from conftest import ROOT, fake_mel, make_tiny_config, write_corpus
+from conftest import ROOT, as_denoise, fake_mel, make_tiny_config, write_corpus
 from mel_ae import checkpointing
 from mel_ae import features
 from mel_ae import inference
@@ -251,3 +251,21 @@ def test_compare_and_passthrough_read_a_chosen_checkpoint(workdir):
   assert passthrough.returncode == 0, passthrough.stderr
   row = passthrough.stdout.splitlines()[-1].split('|')
   assert row[1].strip() == f'{test}/clean' and 0 <= float(row[3]) < 10
+
+
+def test_edge_padding_study_changes_only_the_ends(tmp_path):
+  """experiments.edge_padding scores both paddings on a denoise run's
+  validation files; frames beyond the receptive field from a file's ends
+  do not depend on what lies past them."""
+  corpus = write_corpus(str(tmp_path / 'corpus'))
+  config = as_denoise(make_tiny_config({'train': corpus['train']}))
+  train.train_and_evaluate(config, str(tmp_path / 'run'))
+  study = _experiment('edge_padding', f'--workdir={tmp_path / "run"}')
+  assert study.returncode == 0, study.stderr
+  rows = {line.split('|')[1].strip(): [float(v) for v in line.split('|')[2:6]]
+          for line in study.stdout.splitlines()
+          if line.startswith('| ') and line.split('|')[2].strip()[:1].isdigit()}
+  assert set(rows) == set(inference.EDGE_PADDINGS)
+  assert all(np.all(np.isfinite(v)) for v in rows.values())
+  assert rows['silence'][3] == pytest.approx(rows['reflect'][3], rel=1e-6)
+  assert rows['silence'][2] != rows['reflect'][2]
