@@ -53,14 +53,17 @@ def noisy_validation_files(denoiser: inference.Denoiser):
 
 def denoised_view(denoiser: inference.Denoiser, mels, shift: int,
                   reverse: bool):
-  """Power estimates from the mels shifted by `shift` frames (and reversed)."""
+  """Power estimates from the mels shifted by `shift` frames (and reversed),
+  padded past their ends as the run's inference pads them."""
   flip = (lambda m: m[:, ::-1]) if reverse else (lambda m: m)
   silence, infer = denoiser.normalizer.silence, denoiser.config.infer
-  padded = [np.pad(flip(m), ((0, 0), (shift, 0)), constant_values=silence)
-            for m in mels]
+  edge_padding = infer.get('edge_padding', 'silence')
+  pad = ({'mode': 'reflect'} if edge_padding == 'reflect'
+         else {'constant_values': silence})
+  padded = [np.pad(flip(m), ((0, 0), (shift, 0)), **pad) for m in mels]
   outputs = inference.denoise_model_domain(
       denoiser.model, denoiser.variables, padded, infer.chunk_frames,
-      infer.margin_frames, infer.batch_size, silence)
+      infer.margin_frames, infer.batch_size, silence, edge_padding)
   return [flip(denoiser.normalizer.inverse(o[:, shift:])) for o in outputs]
 
 
