@@ -198,7 +198,7 @@ def test_padding_is_zero_power_in_every_domain(kind):
   np.testing.assert_allclose(normalizer.inverse(windows[0, :, 20:, 0]), 0,
                              atol=quiet)
   windows = inference._windows(normalizer.forward(mel), 16, 8,  # pylint: disable=protected-access
-                               normalizer.silence)
+                               normalizer.silence, 'silence')
   np.testing.assert_allclose(normalizer.inverse(windows[0, :, :8]), 0,
                              atol=quiet)
 
