@@ -58,9 +58,8 @@ def denoised_view(denoiser: inference.Denoiser, mels, shift: int,
   flip = (lambda m: m[:, ::-1]) if reverse else (lambda m: m)
   silence, infer = denoiser.normalizer.silence, denoiser.config.infer
   edge_padding = infer.get('edge_padding', 'silence')
-  pad = ({'mode': 'reflect'} if edge_padding == 'reflect'
-         else {'constant_values': silence})
-  padded = [np.pad(flip(m), ((0, 0), (shift, 0)), **pad) for m in mels]
+  padded = [inference.extend_ends(flip(m), shift, 0, silence, edge_padding)
+            for m in mels]
   outputs = inference.denoise_model_domain(
       denoiser.model, denoiser.variables, padded, infer.chunk_frames,
       infer.margin_frames, infer.batch_size, silence, edge_padding)

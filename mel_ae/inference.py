@@ -47,14 +47,22 @@ def _apply(model: nn.Module, variables: Dict[str, Any], x: jax.Array):
   return model.apply(variables, x, train=False)
 
 
+def extend_ends(z: np.ndarray, before: int, after: int, silence: float,
+                edge_padding: str) -> np.ndarray:
+  """A model-domain mel with `before` and `after` frames past its ends:
+  silence (zero power in the model domain) or its mirror image."""
+  widths = ((0, 0), (before, after))
+  return (np.pad(z, widths, mode='reflect') if edge_padding == 'reflect'
+          else np.pad(z, widths, constant_values=silence))
+
+
 def _windows(z: np.ndarray, chunk: int, margin: int, silence: float,
              edge_padding: str) -> np.ndarray:
-  """(n_windows, n_mels, chunk + 2 margin) views of a mel padded with
-  silence (zero power in the model domain) or its mirror image."""
+  """(n_windows, n_mels, chunk + 2 margin) views of a mel extended past
+  its ends (`extend_ends`)."""
   n = -(-z.shape[1] // chunk)
-  widths = ((0, 0), (margin, n * chunk - z.shape[1] + margin))
-  padded = (np.pad(z, widths, mode='reflect') if edge_padding == 'reflect'
-            else np.pad(z, widths, constant_values=silence))
+  padded = extend_ends(z, margin, n * chunk - z.shape[1] + margin, silence,
+                       edge_padding)
   return np.stack([padded[:, i * chunk:i * chunk + chunk + 2 * margin]
                    for i in range(n)])
 
