@@ -31,6 +31,12 @@ from mel_ae import models
 EDGE_PADDINGS = ('silence', 'reflect')
 
 
+def edge_padding_of(infer) -> str:
+  """config.infer's edge padding; checkpoints saved before the field
+  existed denoised with silence past the ends, and still do."""
+  return infer.get('edge_padding', 'silence')
+
+
 def check_config(infer, stride: int) -> List[Tuple[bool, str]]:
   """(ok, message) pairs for config.infer; `stride` is the model's."""
   return [(infer.chunk_frames % stride == 0 and infer.margin_frames % stride == 0
@@ -38,7 +44,7 @@ def check_config(infer, stride: int) -> List[Tuple[bool, str]]:
            'infer.chunk_frames and infer.margin_frames must be multiples of '
            f"the model's stride {stride}"),
           (infer.batch_size >= 1, 'infer.batch_size must be >= 1'),
-          (infer.get('edge_padding', 'silence') in EDGE_PADDINGS,
+          (edge_padding_of(infer) in EDGE_PADDINGS,
            f'infer.edge_padding must be one of {EDGE_PADDINGS}')]
 
 
@@ -101,7 +107,7 @@ def denoise_power(model: nn.Module, variables: Dict[str, Any],
     return [normalizer.inverse(o) for o in denoise_model_domain(
         model, variables, model_domain, infer_config.chunk_frames,
         infer_config.margin_frames, infer_config.batch_size,
-        normalizer.silence, infer_config.get('edge_padding', 'silence'))]
+        normalizer.silence, edge_padding_of(infer_config))]
   z = [normalizer.forward(m) for m in mels]
   power = run(z)
   if infer_config.get('flip_average', False):
