@@ -52,6 +52,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.top_db = 80.0  # dynamic range kept by transform='db'
   config.data.log_eps = 1e-6  # transform='log'
   config.data.time_flip = False  # each training crop reversed in time, p=1/2
+  # Frames a training crop may reach past a file's ends, the file's own
+  # frames mirrored there (as infer.edge_padding='reflect' pads at
+  # inference); 0: crops lie inside the files.
+  config.data.crop_past_ends = 0
 
   config.model = ml_collections.ConfigDict()
   config.model.name = 'autoencoder'  # or 'unet' (models.UNet)
@@ -109,6 +113,10 @@ def get_config() -> ml_collections.ConfigDict:
   # quiet bins LSD measures and a raw-power loss ignores).
   config.train.loss = 'model'
   config.train.loss_log_weight = 0.0
+  # Frames at either end of each training crop left out of the loss: they
+  # see the convolutions' zero padding, which whole-file inference never
+  # shows the model (windows with infer.margin_frames of context).
+  config.train.loss_border_frames = 0
   config.train.num_steps = 1000  # about 5.5 minutes on 2 CPU cores
   config.train.batch_size = 16
   config.train.learning_rate = 1e-3

@@ -26,6 +26,7 @@ def check_config(d, stride: int) -> List[Tuple[bool, str]]:
        f'data.transform must be one of {features.KINDS}'),
       (d.log_eps > 0, 'data.log_eps must be > 0'),
       (0 <= d.val_fraction < 1, 'data.val_fraction must be in [0, 1)'),
+      (d.crop_past_ends >= 0, 'data.crop_past_ends must be >= 0'),
       (os.path.isdir(d.train_dir), f'data.train_dir {d.train_dir} does not exist'),
       (bool(d.test_noisy_dir) == bool(d.test_clean_dir),
        'set both data.test_noisy_dir and data.test_clean_dir, or neither'),

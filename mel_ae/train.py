@@ -39,7 +39,7 @@ LR_SCHEDULES = ('constant', 'cosine', 'one_cycle')
 LOSSES = ('model', 'power')
 
 
-def _train_checks(t) -> List[Tuple[bool, str]]:
+def _train_checks(t, crop_frames: int) -> List[Tuple[bool, str]]:
   return [
       (t.num_steps >= 1 and t.batch_size >= 1,
        'train.num_steps and train.batch_size must be >= 1'),
@@ -57,6 +57,9 @@ def _train_checks(t) -> List[Tuple[bool, str]]:
       (t.loss in LOSSES, f'train.loss must be one of {LOSSES}'),
       (t.compute_dtype in backends.COMPUTE_DTYPES,
        f'train.compute_dtype must be one of {backends.COMPUTE_DTYPES}'),
+      (0 <= 2 * t.loss_border_frames < crop_frames,
+       'train.loss_border_frames must be >= 0 and under half of '
+       'data.crop_frames'),
       (t.loss_log_weight >= 0 and t.loss_power_weight >= 0,
        'train.loss_log_weight and loss_power_weight must be >= 0'),
       (t.learning_rate > 0 and all(
@@ -74,7 +77,7 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
             + inference.check_config(config.infer, stride)
             + noise_bank.check_config(config.noise)
             + audio.check_config(config.audio)
-            + _train_checks(config.train))
+            + _train_checks(config.train, config.data.crop_frames))
   for ok, message in checks:
     if not ok:
       raise ConfigError(message)
@@ -159,6 +162,17 @@ def make_loss(train_config, normalizer: features.Normalizer):
   first-order expansion of the raw-power MSE around the target (loud bins
   count more, without taking the power of a prediction).
   """
+  loss = _pointwise_loss(train_config, normalizer)
+  border = train_config.loss_border_frames
+  if not border:
+    return loss
+  # Frames near a crop's edges see the convolutions' zero padding, which a
+  # whole file denoised in overlapping windows never shows the model.
+  return lambda pred, target: loss(pred[:, :, border:-border],
+                                   target[:, :, border:-border])
+
+
+def _pointwise_loss(train_config, normalizer: features.Normalizer):
   t = train_config
   power = functools.partial(normalizer.inverse, xp=jnp)
   if t.loss == 'power':
@@ -239,7 +253,7 @@ def _validation_metrics(recon: np.ndarray, val: training_data.Validation,
   weight = np.broadcast_to(val.mask, val.targets.shape)
   pred, ref = normalizer.inverse(recon), normalizer.inverse(val.targets)
   lsd = [metrics.lsd_db(p[:, m], r[:, m]) for p, r, m in zip(
-      pred[..., 0], ref[..., 0], val.mask[:, 0, :, 0] > 0)]
+      pred[..., 0], ref[..., 0], val.mask[:, 0, :, 0] > 0) if m.any()]
   return {'val_mse': float(np.average((recon - val.targets) ** 2,
                                       weights=weight)),
           'val_power_mse': float(np.average((pred - ref) ** 2,

@@ -15,6 +15,7 @@ import numpy as np
 
 from mel_ae import audio
 from mel_ae import features
+from mel_ae import inference
 from mel_ae import input_pipeline
 from mel_ae import models
 from mel_ae import noise_bank
@@ -136,18 +137,28 @@ def _time_flipped(sampler, seed: int):
   return flipped
 
 
+def _past_the_ends(mels, frames: int):
+  """Each file extended by `frames` of its own frames mirrored at either
+  end, so crops reach past its ends as infer.edge_padding='reflect' pads
+  a file at inference."""
+  return [inference.extend_ends(m, frames, frames, 0.0, 'reflect')
+          for m in mels] if frames else mels
+
+
 def make_sampler(config: ml_collections.ConfigDict, data: Data,
                  bank: Optional[noise_bank.NoiseBank] = None):
   """step -> batch dict of numpy arrays, for the configured training mode."""
   d, t = config.data, config.train
   if t.mode == 'autoencoder':
-    crops = input_pipeline.CropSampler(data.train, d.crop_frames, t.batch_size,
-                                       config.seed, data.normalizer.silence)
+    crops = input_pipeline.CropSampler(
+        _past_the_ends(data.train, d.crop_past_ends), d.crop_frames,
+        t.batch_size, config.seed, data.normalizer.silence)
     sampler = lambda step: {'input': crops(step)}
   else:
     spec = audio.MelSpec.from_config(config.audio)
     sampler = input_pipeline.NoisyCropSampler(
-        data.train_power, bank or make_noise_bank(config, data),
+        _past_the_ends(data.train_power, d.crop_past_ends),
+        bank or make_noise_bank(config, data),
         data.normalizer, d.crop_frames, t.batch_size, config.seed,
         config.noise, audio.band_centres_hz(spec))
   return _time_flipped(sampler, config.seed) if d.time_flip else sampler
@@ -158,7 +169,8 @@ class Validation:
   """Model-domain windows of the held-out clean files: `inputs` (in
   denoise mode corrupted by the bank's validation noise, noise.val_draws
   times over, the same draws at every eval),
-  `targets` and a `mask` of real (not padding) frames."""
+  `targets` and a `mask` of the frames scored: real (not padding), and
+  not among the train.loss_border_frames at a window's edges."""
   inputs: np.ndarray
   targets: np.ndarray
   mask: np.ndarray
@@ -170,6 +182,11 @@ def make_validation(config, data: Data,
     return None
   windows, mask = input_pipeline.tile_windows(
       data.val, config.data.crop_frames, data.normalizer.silence)
+  # Validation scores the frames the loss trains (runs saved before the
+  # field trained on whole crops).
+  border = config.train.get('loss_border_frames', 0)
+  if border:
+    mask[:, :, :border] = mask[:, :, -border:] = 0
   if bank is None:
     return Validation(windows, windows, mask)
   # noise.val_draws draws of the noise per window, one block of windows

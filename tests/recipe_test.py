@@ -96,6 +96,48 @@ def test_power_loss_is_the_competition_mse_plus_the_log_term():
   assert metrics.LSD_TOP_DB == 80.0  # the floor above: 1e-8 of the peak
 
 
+def test_border_frames_leave_the_crop_edges_out_of_the_loss():
+  rng = np.random.default_rng(2)
+  clean = [fake_mel(rng, 32) for _ in range(2)]
+  normalizer = features.fit_normalizer(clean, 'log')
+  target = jnp.asarray(normalizer.forward(np.stack(clean))[..., None])
+  pred = target + jnp.asarray(rng.normal(0, 0.02, target.shape), jnp.float32)
+  config = base.get_config()
+  config.train.loss = 'power'
+  config.train.loss_log_weight = 0.3
+  plain = train.make_loss(config.train, normalizer)
+  config.train.loss_border_frames = 4
+  bordered = train.make_loss(config.train, normalizer)
+  # Only the middle 24 of 32 frames count: the edges may be anything.
+  wild_edges = pred.at[:, :, :4].set(9.0).at[:, :, -4:].set(-9.0)
+  assert float(bordered(wild_edges, target)) == pytest.approx(
+      float(plain(pred[:, :, 4:-4], target[:, :, 4:-4])), rel=1e-6)
+  assert float(plain(wild_edges, target)) > 10 * float(plain(pred, target))
+  config.train.loss_border_frames = 64
+  with pytest.raises(train.ConfigError, match='loss_border_frames'):
+    train.validate_config(config)
+
+
+def test_crops_reach_past_the_ends_into_mirrored_frames(tiny_config):
+  tiny_config.data.crop_past_ends = 6
+  data = training_data.load_data(tiny_config)
+  sampler = training_data.make_sampler(tiny_config, data)
+  mirrored = [np.pad(m, ((0, 0), (6, 6)), mode='reflect') for m in data.train]
+  width = tiny_config.data.crop_frames
+  past_the_ends = []  # per crop: does it reach a mirrored frame?
+  for step in range(8):
+    for crop in sampler(step)['input'][..., 0]:
+      past_the_ends += [s < 6 or s + width > m.shape[1] - 6 for m in mirrored
+                        for s in range(m.shape[1] - width + 1)
+                        if np.array_equal(m[:, s:s + width], crop)][:1]
+  # Every crop is a window of a mirrored file; some reach past its ends.
+  assert len(past_the_ends) == 8 * tiny_config.train.batch_size
+  assert any(past_the_ends)
+  tiny_config.data.crop_past_ends = -1
+  with pytest.raises(train.ConfigError, match='crop_past_ends'):
+    train.validate_config(tiny_config)
+
+
 def test_time_flips_reverse_input_and_target_together(tiny_config):
   as_denoise(tiny_config, ('white',))
   tiny_config.train.batch_size = 16
@@ -147,6 +189,15 @@ def test_denoise_validation_is_noisy_fixed_and_scored(tiny_config):
   # The noisy inputs themselves, scored as the prediction.
   scores = train._validation_metrics(val.inputs, val, data.normalizer)  # pylint: disable=protected-access
   assert scores['val_power_mse'] > 0 and scores['val_lsd_db'] > 0
+  # With crop edges out of the loss, validation leaves them out too.
+  tiny_config.train.loss_border_frames = 4
+  bordered = training_data.make_validation(tiny_config, data, bank)
+  np.testing.assert_array_equal(bordered.inputs, val.inputs)
+  assert not bordered.mask[:, :, :4].any() and not bordered.mask[:, :, -4:].any()
+  np.testing.assert_array_equal(bordered.mask[:, :, 4:-4], val.mask[:, :, 4:-4])
+  val.mask[0] = 0  # a window may have no frames left to score
+  assert np.isfinite(list(train._validation_metrics(  # pylint: disable=protected-access
+      val.inputs, val, data.normalizer).values())).all()
 
 
 def test_fitted_noise_is_written_or_falls_back_in_one_line(
