@@ -113,10 +113,12 @@ def get_config() -> ml_collections.ConfigDict:
   # quiet bins LSD measures and a raw-power loss ignores).
   config.train.loss = 'model'
   config.train.loss_log_weight = 0.0
-  # Frames at either end of each training crop left out of the loss: they
-  # see the convolutions' zero padding, which whole-file inference never
-  # shows the model (windows with infer.margin_frames of context).
+  # Frames at either end of each training crop left out of the loss (and of
+  # validation): they see the convolutions' zero padding, which whole-file
+  # inference never shows the model (windows with infer.margin_frames of
+  # context). By model.output_mode where an output form has its own.
   config.train.loss_border_frames = 0
+  config.train.output_loss_border_frames = ml_collections.ConfigDict()
   config.train.num_steps = 1000  # about 5.5 minutes on 2 CPU cores
   config.train.batch_size = 16
   config.train.learning_rate = 1e-3

@@ -57,9 +57,10 @@ def _train_checks(t, crop_frames: int) -> List[Tuple[bool, str]]:
       (t.loss in LOSSES, f'train.loss must be one of {LOSSES}'),
       (t.compute_dtype in backends.COMPUTE_DTYPES,
        f'train.compute_dtype must be one of {backends.COMPUTE_DTYPES}'),
-      (0 <= 2 * t.loss_border_frames < crop_frames,
-       'train.loss_border_frames must be >= 0 and under half of '
-       'data.crop_frames'),
+      (all(0 <= 2 * b < crop_frames for b in [t.loss_border_frames, *(
+          t.get('output_loss_border_frames') or {}).values()]),
+       'train.loss_border_frames and output_loss_border_frames must be >= 0 '
+       'and under half of data.crop_frames'),
       (t.loss_log_weight >= 0 and t.loss_power_weight >= 0,
        'train.loss_log_weight and loss_power_weight must be >= 0'),
       (t.learning_rate > 0 and all(
@@ -86,9 +87,8 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
 def learning_rate(config: ml_collections.ConfigDict) -> float:
   """train.learning_rate, or train.output_learning_rates[model.output_mode]
   where the model's output form has its own (e.g. 'kernel')."""
-  rates = config.train.get('output_learning_rates') or {}
-  return float(rates.get(config.model.get('output_mode'),
-                         config.train.learning_rate))
+  return float(training_data.output_form_setting(
+      config, 'learning_rate', 'output_learning_rates'))
 
 
 def create_optimizer(config: ml_collections.ConfigDict
@@ -153,7 +153,8 @@ def log_spectral_mse(pred_power: jax.Array, target_power: jax.Array,
   return jnp.mean((log(pred_power) - log(target_power)) ** 2)
 
 
-def make_loss(train_config, normalizer: features.Normalizer):
+def make_loss(config: ml_collections.ConfigDict,
+              normalizer: features.Normalizer):
   """The training loss of model-domain (pred, target) batches.
 
   train.loss 'power': the MSE in raw power, the competition metric, plus
@@ -162,8 +163,8 @@ def make_loss(train_config, normalizer: features.Normalizer):
   first-order expansion of the raw-power MSE around the target (loud bins
   count more, without taking the power of a prediction).
   """
-  loss = _pointwise_loss(train_config, normalizer)
-  border = train_config.loss_border_frames
+  loss = _pointwise_loss(config.train, normalizer)
+  border = training_data.loss_border_frames(config)
   if not border:
     return loss
   # Frames near a crop's edges see the convolutions' zero padding, which a
@@ -347,8 +348,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   data = training_data.load_data(config)
   bank = training_data.make_noise_bank(config, data, workdir)
   config = training_data.resolve_output_mode(config, bank)
-  logging.info('Peak learning rate %g (model.output_mode=%r).',
-               learning_rate(config), config.model.get('output_mode'))
+  logging.info('Peak learning rate %g, %d frames at either crop edge out of '
+               'the loss (model.output_mode=%r).', learning_rate(config),
+               training_data.loss_border_frames(config),
+               config.model.get('output_mode'))
   manager = checkpointing.create_manager(workdir, t.keep_checkpoints)
   replicated, data_sharding = _shardings()
   input_shape = (t.batch_size, config.audio.n_mels, config.data.crop_frames, 1)
@@ -367,7 +370,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   logging.info('Model: %d trainable parameters',
                models.count_params(state.params))
   step_fn = jax.jit(functools.partial(train_step, loss=make_loss(
-      t, data.normalizer)), in_shardings=(replicated, data_sharding),
+      config, data.normalizer)), in_shardings=(replicated, data_sharding),
                     out_shardings=(replicated, replicated), donate_argnums=0)
   # Replicated reconstructions: every process can read all of them.
   eval_fn = jax.jit(eval_step, in_shardings=(replicated, data_sharding),

@@ -125,6 +125,20 @@ def resolve_output_mode(config: ml_collections.ConfigDict,
   return config
 
 
+def output_form_setting(config: ml_collections.ConfigDict, field: str,
+                        table: str):
+  """train.<field>, or train.<table>[model.output_mode] where the model's
+  output form has its own (e.g. train.output_learning_rates['kernel'])."""
+  own = config.train.get(table) or {}
+  return own.get(config.model.get('output_mode'), config.train.get(field, 0))
+
+
+def loss_border_frames(config: ml_collections.ConfigDict) -> int:
+  """Frames at a crop's edges left out of the loss and of validation."""
+  return int(output_form_setting(config, 'loss_border_frames',
+                                 'output_loss_border_frames'))
+
+
 def _time_flipped(sampler, seed: int):
   """`sampler` with each example reversed in time with probability 1/2
   (input and target together), seeded by (seed, step)."""
@@ -182,9 +196,7 @@ def make_validation(config, data: Data,
     return None
   windows, mask = input_pipeline.tile_windows(
       data.val, config.data.crop_frames, data.normalizer.silence)
-  # Validation scores the frames the loss trains (runs saved before the
-  # field trained on whole crops).
-  border = config.train.get('loss_border_frames', 0)
+  border = loss_border_frames(config)  # Scores the frames the loss trains.
   if border:
     mask[:, :, :border] = mask[:, :, -border:] = 0
   if bank is None:

@@ -82,12 +82,12 @@ def test_power_loss_is_the_competition_mse_plus_the_log_term():
   pred = target + rng.normal(0, 0.02, target.shape).astype(np.float32)
   config = base.get_config()
   config.train.loss = 'power'
-  loss = train.make_loss(config.train, normalizer)
+  loss = train.make_loss(config, normalizer)
   p, q = normalizer.inverse(pred), normalizer.inverse(target)
   assert float(loss(jnp.asarray(pred), jnp.asarray(target))) == pytest.approx(
       np.mean((p - q) ** 2), rel=1e-4)
   config.train.loss_log_weight = 0.5
-  loss = train.make_loss(config.train, normalizer)
+  loss = train.make_loss(config, normalizer)
   floor = q.max(axis=(1, 2, 3), keepdims=True) * 1e-8
   log_term = np.mean((np.log(np.maximum(p, floor))
                       - np.log(np.maximum(q, floor))) ** 2)
@@ -105,9 +105,9 @@ def test_border_frames_leave_the_crop_edges_out_of_the_loss():
   config = base.get_config()
   config.train.loss = 'power'
   config.train.loss_log_weight = 0.3
-  plain = train.make_loss(config.train, normalizer)
+  plain = train.make_loss(config, normalizer)
   config.train.loss_border_frames = 4
-  bordered = train.make_loss(config.train, normalizer)
+  bordered = train.make_loss(config, normalizer)
   # Only the middle 24 of 32 frames count: the edges may be anything.
   wild_edges = pred.at[:, :, :4].set(9.0).at[:, :, -4:].set(-9.0)
   assert float(bordered(wild_edges, target)) == pytest.approx(

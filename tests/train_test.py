@@ -103,6 +103,19 @@ def test_an_output_form_with_its_own_learning_rate_trains_at_it():
   updates, _ = tx.update({'w': np.ones(3, np.float32)}, tx.init(params), params)
   np.testing.assert_allclose(-updates['w'], rates['residual'], rtol=1e-3)
 
+
+def test_the_residual_output_leaves_crop_edges_out_of_its_loss():
+  config = importlib.import_module('configs.denoise').get_config()
+  borders = {}
+  for mode in ('kernel', 'residual'):
+    config.model.output_mode = mode
+    borders[mode] = training_data.loss_border_frames(config)
+  assert borders == {'kernel': 0, 'residual': 16}
+  config.train.output_loss_border_frames.residual = 64
+  with pytest.raises(train.ConfigError, match='output_loss_border_frames'):
+    train.validate_config(config)
+
+
 @pytest.mark.parametrize('field, value, message', [
     ('model.kernel_size', 0, 'kernel_size must be >= 1'),
     ('model.encoder_channels', (), 'encoder_channels is empty'),
