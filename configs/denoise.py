@@ -17,8 +17,8 @@ residual in log power (a gain per bin); where it is a per-bin gain, a
 learned weighted mean of the neighbouring bins' power times a gain
 ('kernel'). The loss is the MSE in raw power (the competition metric)
 plus 0.3 times the MSE of log power, for the quiet bins that raw power
-ignores (the log-spectral distance), where noise adds power without the
-16 frames at either crop edge; crops are flipped in time, and
+ignores (the log-spectral distance); where noise adds power, not on the
+16 frames at either crop edge. Crops are flipped in time, and
 inference averages the mel with its time reversal, each extended past
 its ends by its own frames mirrored.
 AdamW on a one-cycle schedule, whose peak the output form sets: 1.2e-2

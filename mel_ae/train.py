@@ -161,7 +161,8 @@ def make_loss(config: ml_collections.ConfigDict,
   loss_log_weight times the log-spectral MSE. 'model': the MSE in the model
   domain, each bin weighted by 1 + loss_power_weight * P'(target)^2, the
   first-order expansion of the raw-power MSE around the target (loud bins
-  count more, without taking the power of a prediction).
+  count more, without taking the power of a prediction). Either leaves out
+  the `loss_border_frames` at each crop edge (by output form).
   """
   loss = _pointwise_loss(config.train, normalizer)
   border = training_data.loss_border_frames(config)

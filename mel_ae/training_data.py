@@ -128,7 +128,8 @@ def resolve_output_mode(config: ml_collections.ConfigDict,
 def output_form_setting(config: ml_collections.ConfigDict, field: str,
                         table: str):
   """train.<field>, or train.<table>[model.output_mode] where the model's
-  output form has its own (e.g. train.output_learning_rates['kernel'])."""
+  output form has its own (e.g. train.output_learning_rates['kernel']);
+  0 for a field that configs saved before it lack."""
   own = config.train.get(table) or {}
   return own.get(config.model.get('output_mode'), config.train.get(field, 0))
 
