@@ -11,6 +11,7 @@ run's other inference settings unchanged, and the MSE on the 32 frames
 at either end beside that of the rest.
 """
 from absl import app
+from absl import flags
 import numpy as np
 
 from experiments import time_shifts
@@ -54,4 +55,5 @@ def main(argv):
 
 
 if __name__ == '__main__':
+  flags.mark_flag_as_required('workdir')
   app.run(main)

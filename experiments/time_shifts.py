@@ -21,7 +21,6 @@ from mel_ae import training_data
 from mel_ae.backends import host_memory
 
 flags.DEFINE_string('workdir', None, 'Training workdir (denoise mode).')
-flags.mark_flag_as_required('workdir')
 FLAGS = flags.FLAGS
 
 # name -> views (frames of silence put before the mel, time-reversed or not)
@@ -85,4 +84,5 @@ def main(argv):
 
 
 if __name__ == '__main__':
+  flags.mark_flag_as_required('workdir')
   app.run(main)

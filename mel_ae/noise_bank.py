@@ -51,6 +51,8 @@ def check_config(n) -> List[Tuple[bool, str]]:
       (n.model_db_range[0] < n.model_db_range[1] and n.model_db_step > 0,
        'noise.model_db_range must be (low, high) with low < high, and '
        'noise.model_db_step > 0'),
+      (n.model_min_log_gain_std >= 0,
+       'noise.model_min_log_gain_std must be >= 0'),
   ]
 
 

@@ -269,3 +269,32 @@ def test_edge_padding_study_changes_only_the_ends(tmp_path):
   assert all(np.all(np.isfinite(v)) for v in rows.values())
   assert rows['silence'][3] == pytest.approx(rows['reflect'][3], rel=1e-6)
   assert rows['silence'][2] != rows['reflect'][2]
+
+
+def _table(stdout: str):
+  """A markdown table's data rows, as lists of stripped cells."""
+  return [[c.strip() for c in line.split('|')[1:-1]]
+          for line in stdout.splitlines()
+          if line.startswith('| ') and not line.startswith('| run ')
+          and not line.startswith('| checkpoints')]
+
+
+def test_weight_averaging_and_common_validation_score_alike(tmp_path):
+  """The newest checkpoint alone scores on its run's validation what the
+  common-validation study gives it there; two averaged score otherwise."""
+  corpus = write_corpus(str(tmp_path / 'corpus'))
+  config = as_denoise(make_tiny_config({'train': corpus['train']}))
+  run = str(tmp_path / 'run')
+  train.train_and_evaluate(config, run)
+  averaging = _experiment('weight_averaging', f'--workdir={run}', '--last=1,2')
+  assert averaging.returncode == 0, averaging.stderr
+  (one, steps_one, mse_one, _), (two, steps_two, mse_two, _) = _table(
+      averaging.stdout)
+  assert (one, steps_one, two, steps_two) == ('1', '6-6', '2', '3-6')
+  assert mse_one != mse_two
+  common = _experiment('common_validation', f'--workdirs=a:{run},b:{run}')
+  assert common.returncode == 0, common.stderr
+  rows = _table(common.stdout)
+  assert [r[0] for r in rows] == ['a', 'b']
+  assert rows[0][1:] == rows[1][1:] == [rows[0][1]] * 2
+  assert rows[0][1].split(' / ')[0] == mse_one
