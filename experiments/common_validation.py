@@ -11,23 +11,15 @@ set is: competition MSE / LSD.
 """
 from absl import app
 from absl import flags
-import numpy as np
 
 from experiments import time_shifts
 from mel_ae import cli
 from mel_ae import inference
-from mel_ae import metrics
 from mel_ae.backends import host_memory
 
 flags.DEFINE_list('workdirs', None, 'name:workdir pairs, same seed.')
 flags.mark_flag_as_required('workdirs')
 FLAGS = flags.FLAGS
-
-
-def _score(preds, clean) -> str:
-  mse = np.mean([metrics.competition_mse(p, c) for p, c in zip(preds, clean)])
-  lsd = np.mean([metrics.lsd_db(p, c) for p, c in zip(preds, clean)])
-  return f'{mse:.4f} / {lsd:.2f} dB'
 
 
 def main(argv):
@@ -41,14 +33,13 @@ def main(argv):
         '|---|' + '---:|' * len(runs))
   scores = {name: [] for name in runs}
   for reference in denoisers.values():
-    noisy, clean = time_shifts.noisy_validation_files(reference)
+    # As power: each run denoises them with its own normaliser.
+    noisy, clean = time_shifts.noisy_validation_power(reference)
     for name, denoiser in denoisers.items():
-      # Each run's own normaliser: the validation mels as power first.
-      power = [reference.normalizer.inverse(z) for z in noisy]
       preds = inference.denoise_power(denoiser.model, denoiser.variables,
-                                      denoiser.normalizer, power,
+                                      denoiser.normalizer, noisy,
                                       denoiser.config.infer)
-      scores[name].append(_score(preds, clean))
+      scores[name].append('%.4f / %.2f dB' % time_shifts.scores(preds, clean))
   for name, row in scores.items():
     print(f'| {name} | ' + ' | '.join(row) + ' |', flush=True)
 

@@ -17,7 +17,6 @@ import numpy as np
 from experiments import time_shifts
 from mel_ae import cli
 from mel_ae import inference
-from mel_ae import metrics
 from mel_ae.backends import host_memory
 
 FLAGS = time_shifts.FLAGS  # --workdir, defined there
@@ -36,8 +35,7 @@ def main(argv):
   host_memory.reuse_freed_memory()
   cli.quiet_library_logs()
   denoiser = inference.load(FLAGS.workdir)
-  noisy, clean = time_shifts.noisy_validation_files(denoiser)
-  noisy = [denoiser.normalizer.inverse(z) for z in noisy]
+  noisy, clean = time_shifts.noisy_validation_power(denoiser)
   print('| infer.edge_padding | val competition MSE | val LSD (dB) | '
         f'MSE, {_END} frames at the ends | MSE, the rest |\n'
         '|---|---:|---:|---:|---:|')
@@ -46,8 +44,7 @@ def main(argv):
     infer.edge_padding = padding
     preds = inference.denoise_power(denoiser.model, denoiser.variables,
                                     denoiser.normalizer, noisy, infer)
-    mse = np.mean([metrics.competition_mse(p, c) for p, c in zip(preds, clean)])
-    lsd = np.mean([metrics.lsd_db(p, c) for p, c in zip(preds, clean)])
+    mse, lsd = time_shifts.scores(preds, clean)
     ends, middle = np.mean([_ends_and_middle(p, c)
                             for p, c in zip(preds, clean)], axis=0)
     print(f'| {padding} | {mse:.4f} | {lsd:.2f} | {ends:.4f} | {middle:.4f} |',

@@ -10,6 +10,8 @@ training files with the fitted noise, the first draw as in training),
 denoises each held-out file whole, as the test set is, and prints the
 competition MSE and LSD of each combination of views.
 """
+from typing import Tuple
+
 from absl import app
 from absl import flags
 import numpy as np
@@ -50,6 +52,19 @@ def noisy_validation_files(denoiser: inference.Denoiser):
   return noisy, list(data.val_power)
 
 
+def noisy_validation_power(denoiser: inference.Denoiser):
+  """`noisy_validation_files` with the noisy mels as power, too."""
+  noisy, clean = noisy_validation_files(denoiser)
+  return [denoiser.normalizer.inverse(z) for z in noisy], clean
+
+
+def scores(preds, clean) -> Tuple[float, float]:
+  """Mean competition MSE and LSD (dB) of power estimates over files."""
+  return (float(np.mean([metrics.competition_mse(p, c)
+                         for p, c in zip(preds, clean)])),
+          float(np.mean([metrics.lsd_db(p, c) for p, c in zip(preds, clean)])))
+
+
 def denoised_view(denoiser: inference.Denoiser, mels, shift: int,
                   reverse: bool):
   """Power estimates from the mels shifted by `shift` frames (and reversed),
@@ -78,8 +93,7 @@ def main(argv):
       if key not in views:
         views[key] = denoised_view(denoiser, noisy, *key)
     preds = [np.mean(v, axis=0) for v in zip(*[views[k] for k in keys])]
-    mse = np.mean([metrics.competition_mse(p, c) for p, c in zip(preds, clean)])
-    lsd = np.mean([metrics.lsd_db(p, c) for p, c in zip(preds, clean)])
+    mse, lsd = scores(preds, clean)
     print(f'| {name} | {mse:.4f} | {lsd:.2f} |')
 
 

@@ -19,7 +19,6 @@ from experiments import time_shifts
 from mel_ae import checkpointing
 from mel_ae import cli
 from mel_ae import inference
-from mel_ae import metrics
 from mel_ae.backends import host_memory
 
 FLAGS = time_shifts.FLAGS  # --workdir, defined there
@@ -38,8 +37,7 @@ def main(argv):
   host_memory.reuse_freed_memory()
   cli.quiet_library_logs()
   denoiser = inference.load(FLAGS.workdir)
-  noisy, clean = time_shifts.noisy_validation_files(denoiser)
-  noisy = [denoiser.normalizer.inverse(z) for z in noisy]
+  noisy, clean = time_shifts.noisy_validation_power(denoiser)
   with checkpointing.create_manager(FLAGS.workdir, read_only=True) as manager:
     steps = sorted(manager.all_steps())
   print('| checkpoints averaged | steps | val competition MSE | val LSD (dB) |\n'
@@ -49,8 +47,7 @@ def main(argv):
     preds = inference.denoise_power(
         denoiser.model, averaged(FLAGS.workdir, chosen), denoiser.normalizer,
         noisy, denoiser.config.infer)
-    mse = np.mean([metrics.competition_mse(p, c) for p, c in zip(preds, clean)])
-    lsd = np.mean([metrics.lsd_db(p, c) for p, c in zip(preds, clean)])
+    mse, lsd = time_shifts.scores(preds, clean)
     print(f'| {len(chosen)} | {chosen[0]}-{chosen[-1]} | {mse:.4f} | '
           f'{lsd:.2f} |', flush=True)
 
