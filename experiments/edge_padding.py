@@ -15,9 +15,7 @@ from absl import flags
 import numpy as np
 
 from experiments import time_shifts
-from mel_ae import cli
 from mel_ae import inference
-from mel_ae.backends import host_memory
 
 FLAGS = time_shifts.FLAGS  # --workdir, defined there
 
@@ -32,10 +30,7 @@ def _ends_and_middle(pred: np.ndarray, clean: np.ndarray):
 
 def main(argv):
   del argv
-  host_memory.reuse_freed_memory()
-  cli.quiet_library_logs()
-  denoiser = inference.load(FLAGS.workdir)
-  noisy, clean = time_shifts.noisy_validation_power(denoiser)
+  denoiser, noisy, clean = time_shifts.load_with_validation(FLAGS.workdir)
   print('| infer.edge_padding | val competition MSE | val LSD (dB) | '
         f'MSE, {_END} frames at the ends | MSE, the rest |\n'
         '|---|---:|---:|---:|---:|')

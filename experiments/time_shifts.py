@@ -58,6 +58,15 @@ def noisy_validation_power(denoiser: inference.Denoiser):
   return [denoiser.normalizer.inverse(z) for z in noisy], clean
 
 
+def load_with_validation(workdir: str):
+  """A study's start: the run's latest checkpoint, and its validation files
+  as power (noisy, clean), on a process set up as the trainer's."""
+  host_memory.reuse_freed_memory()
+  cli.quiet_library_logs()
+  denoiser = inference.load(workdir)
+  return (denoiser, *noisy_validation_power(denoiser))
+
+
 def scores(preds, clean) -> Tuple[float, float]:
   """Mean competition MSE and LSD (dB) of power estimates over files."""
   return (float(np.mean([metrics.competition_mse(p, c)

@@ -17,9 +17,7 @@ import numpy as np
 
 from experiments import time_shifts
 from mel_ae import checkpointing
-from mel_ae import cli
 from mel_ae import inference
-from mel_ae.backends import host_memory
 
 FLAGS = time_shifts.FLAGS  # --workdir, defined there
 flags.DEFINE_list('last', ['1', '2', '3', '5', '10'],
@@ -34,10 +32,7 @@ def averaged(workdir: str, steps):
 
 def main(argv):
   del argv
-  host_memory.reuse_freed_memory()
-  cli.quiet_library_logs()
-  denoiser = inference.load(FLAGS.workdir)
-  noisy, clean = time_shifts.noisy_validation_power(denoiser)
+  denoiser, noisy, clean = time_shifts.load_with_validation(FLAGS.workdir)
   with checkpointing.create_manager(FLAGS.workdir, read_only=True) as manager:
     steps = sorted(manager.all_steps())
   print('| checkpoints averaged | steps | val competition MSE | val LSD (dB) |\n'
