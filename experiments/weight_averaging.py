@@ -24,9 +24,8 @@ flags.DEFINE_list('last', ['1', '2', '3', '5', '10'],
                   'How many of the newest checkpoints to average.')
 
 
-def averaged(workdir: str, steps):
-  """The mean of the variables of `steps` (verified reads)."""
-  trees = [checkpointing.read_for_inference(workdir, s)[2] for s in steps]
+def averaged(trees):
+  """The mean of several checkpoints' variables."""
   return jax.tree_util.tree_map(lambda *xs: np.mean(xs, axis=0), *trees)
 
 
@@ -35,13 +34,17 @@ def main(argv):
   denoiser, noisy, clean = time_shifts.load_with_validation(FLAGS.workdir)
   with checkpointing.create_manager(FLAGS.workdir, read_only=True) as manager:
     steps = sorted(manager.all_steps())
+  lasts = [int(k) for k in FLAGS.last]
+  # Each checkpoint read (and verified) once, newest first.
+  trees = [checkpointing.read_for_inference(FLAGS.workdir, s)[2]
+           for s in steps[::-1][:max(lasts)]]
   print('| checkpoints averaged | steps | val competition MSE | val LSD (dB) |\n'
         '|---|---|---:|---:|')
-  for k in map(int, FLAGS.last):
+  for k in lasts:
     chosen = steps[-k:]
     preds = inference.denoise_power(
-        denoiser.model, averaged(FLAGS.workdir, chosen), denoiser.normalizer,
-        noisy, denoiser.config.infer)
+        denoiser.model, averaged(trees[:k]), denoiser.normalizer, noisy,
+        denoiser.config.infer)
     mse, lsd = time_shifts.scores(preds, clean)
     print(f'| {len(chosen)} | {chosen[0]}-{chosen[-1]} | {mse:.4f} | '
           f'{lsd:.2f} |', flush=True)
