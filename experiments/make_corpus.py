@@ -6,8 +6,8 @@ them, scaled to the competition's range (max about 420), with noisy
 versions mixed in the audio domain. A second held-out set uses another voice
 and noise recipes that never appear in the corpus, to measure generalisation.
 
-Regenerate (byte-identical for the same seed, espeak-ng 1.51) from the repo
-root with:
+Regenerate (byte-identical for the same seed, espeak-ng 1.51; the FLAC files
+sample for sample) from the repo root with:
 
   .venv/bin/python -m experiments.make_corpus --overwrite
 
@@ -20,6 +20,10 @@ The 2020 competition's noise, an i.i.d. per-bin gain (GAIN_RANGE) on the
 stored clean mel, on the same sentences:
   gain/noisy/noised_NNN.npy       the 20 unpaired sentences of noisy/
   gain/test/noisy/noised_NNN.npy  the 30 test sentences; clean in test/clean
+The additive test pairs as audio too (16-bit FLAC on the corpus scale, so
+they re-analyse to the stored mels), in a folder of their own because files
+pair by stem within a folder:
+  audio/test/{noisy,clean}/...    noised_NNN.flac <-> NNN.flac
 """
 import dataclasses
 import json
@@ -31,6 +35,7 @@ import tempfile
 from absl import app
 from absl import flags
 import numpy as np
+import soundfile
 
 from mel_ae import audio
 from mel_ae import mel_io
@@ -61,6 +66,7 @@ MAIN_NOISES = ('white', 'pink', 'brown', 'hum', 'babble')
 HELDOUT_NOISES = ('blue', 'band', 'bursts', 'clicks', 'tones')
 N_BABBLE = 12
 GAIN_RANGE = (0.001, 2.0)  # uniform per-bin gain of the gain/ family
+PCM_SCALE = 32768       # int16 full scale: soundfile reads int16 / 32768.
 
 _WORDS = {
     'adj': 'quiet bright heavy narrow golden sudden ancient gentle broken '
@@ -170,6 +176,19 @@ def to_mel(wave: np.ndarray) -> np.ndarray:
   return stored(audio.audio_to_mel(wave, SPEC))
 
 
+def pcm16(wave: np.ndarray) -> np.ndarray:
+  """16-bit samples of a wave on the corpus scale, unscaled, so the audio
+  re-analyses to the stored mels' level.
+
+  Rounded here rather than by libsndfile, so the samples do not depend on its
+  float conversion; a sample outside [-1, 1) raises instead of clipping.
+  """
+  samples = np.round(wave * PCM_SCALE)
+  if samples.min() < -PCM_SCALE or samples.max() >= PCM_SCALE:
+    raise ValueError(f'peak {np.abs(wave).max():.3f} does not fit 16 bits')
+  return samples.astype(np.int16)
+
+
 def gain_noised(clean_mel: np.ndarray, seed: int, uid: int) -> np.ndarray:
   """A stored clean mel times a gain drawn from U(GAIN_RANGE) per bin."""
   rng = np.random.default_rng([seed, uid, 2])
@@ -234,7 +253,10 @@ def mixtures(seed: int, speaker=MAIN_VOICE):
 
 
 def build(seed: int, speaker=MAIN_VOICE):
-  """Yields (relative path, float16 mel, manifest entry) for every file."""
+  """Yields (relative path, data, manifest entry) for every file.
+
+  The data is a float16 mel for a .npy path, int16 samples for a .flac path.
+  """
   for split, uid, entry, clean, scaled_noise in mixtures(seed, speaker):
     if split == 'train':
       yield f'train/{uid:03d}.npy', to_mel(clean), entry
@@ -244,6 +266,10 @@ def build(seed: int, speaker=MAIN_VOICE):
     clean_mel = to_mel(clean)
     if split != 'noisy':
       yield f'{split}/clean/{uid:03d}.npy', clean_mel, entry
+    if split == 'test':
+      yield (f'audio/test/noisy/noised_{uid:03d}.flac',
+             pcm16(clean + scaled_noise), entry)
+      yield f'audio/test/clean/{uid:03d}.flac', pcm16(clean), entry
     if split in ('noisy', 'test'):
       gain_entry = {'text': entry['text'], 'espeak': entry['espeak'],
                     'noise': 'gain', 'gain_range': list(GAIN_RANGE)}
@@ -259,13 +285,17 @@ def main(argv):
         not _OVERWRITE.value):
       sys.exit(f'{root}: holds a corpus already (pass --overwrite)')
   name, rate, pitch = _VOICE.value
-  for rel, mel, entry in build(_SEED.value, (name, int(rate), int(pitch))):
+  for rel, data, entry in build(_SEED.value, (name, int(rate), int(pitch))):
     root = _HELDOUT_OUT.value if rel.startswith('heldout/') else _OUT.value
     rel = rel.removeprefix('heldout/')
     path = os.path.join(root, rel)
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    mel_io.save_mel(path, mel, overwrite=True)
-    manifests[root][rel] = {**entry, 'frames': mel.shape[1]}
+    if rel.endswith('.flac'):
+      soundfile.write(path, data, SPEC.sr, format='FLAC', subtype='PCM_16')
+      manifests[root][rel] = {**entry, 'samples': len(data)}
+    else:
+      mel_io.save_mel(path, data, overwrite=True)
+      manifests[root][rel] = {**entry, 'frames': data.shape[1]}
   params = {'seed': _SEED.value, 'peak': PEAK, 'floor_mel': FLOOR_MEL,
             'dtype': 'float16', **dataclasses.asdict(SPEC)}
   for root, files in manifests.items():

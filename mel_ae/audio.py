@@ -201,6 +201,67 @@ def _istft(stft: np.ndarray, spec: MelSpec) -> np.ndarray:
   return wave[pad:len(wave) - pad]
 
 
+BIN_GAINS = ('transpose', 'interpolate')
+
+
+@functools.lru_cache(maxsize=8)
+def bin_gain_matrix(spec: MelSpec, method: str) -> np.ndarray:
+  """(1 + n_fft // 2, n_mels) weights, rows summing to 1, that spread a
+  per-band gain over the STFT bins.
+
+  'transpose': a bin takes the mean of the gains of the bands it feeds,
+  weighted by the filterbank (bins no band covers take the nearest band's).
+  'interpolate': linear in frequency between band centres.
+  """
+  centres = band_centres_hz(spec)
+  freqs = np.fft.rfftfreq(spec.n_fft, 1.0 / spec.sr)
+  if method == 'interpolate':
+    eye = np.eye(spec.n_mels)
+    weights = np.stack([np.interp(freqs, centres, row) for row in eye], axis=1)
+  elif method == 'transpose':
+    weights = mel_filterbank(spec).T.astype(np.float64)
+    empty = weights.sum(axis=1) == 0
+    nearest = np.abs(freqs[empty, None] - centres[None, :]).argmin(axis=1)
+    weights[np.flatnonzero(empty), nearest] = 1.0
+  else:
+    raise ValueError(f'unknown bin gain {method!r}, one of {BIN_GAINS}')
+  weights /= weights.sum(axis=1, keepdims=True)
+  weights.setflags(write=False)
+  return weights
+
+
+def apply_mel_gain(wave: np.ndarray, gain: np.ndarray, spec: MelSpec,
+                   method: str = 'transpose', min_gain: float = 0.0,
+                   block: int = _FRAME_BLOCK) -> np.ndarray:
+  """The wave with each STFT bin's power scaled by the band gains spread
+  over it (`bin_gain_matrix`), never below `min_gain`; its phase is kept.
+
+  wave (n,) at spec.sr; gain (n_mels, T) per band and frame of its mel (T =
+  1 + n // hop). The STFT is made and inverted `block` frames at a time:
+  overlap-add is a sum, so any block size gives the same samples, and
+  memory beyond the wave stays bounded. A gain of 1 gives the wave back.
+  """
+  frames, window = _frames(wave, spec), _window(spec)
+  spread = bin_gain_matrix(spec, method)
+  hop, n_frames = spec.hop_length, len(frames)
+  out = np.zeros(spec.n_fft + hop * (n_frames - 1))
+  norm = np.zeros_like(out)
+  for start in range(0, n_frames, block):
+    stft = np.fft.rfft(frames[start:start + block] * window, axis=1)
+    power_gain = np.maximum(gain[:, start:start + len(stft)].T @ spread.T,
+                            min_gain)
+    pieces = np.fft.irfft(stft * np.sqrt(power_gain), spec.n_fft, axis=1)
+    at = slice(start * hop, start * hop + spec.n_fft + hop * (len(stft) - 1))
+    out[at] += _overlap_add(pieces * window, hop)
+    norm[at] += _overlap_add(
+        np.broadcast_to(window ** 2, pieces.shape), hop)
+  out = out[spec.n_fft // 2:][:len(wave)]
+  norm = norm[spec.n_fft // 2:][:len(wave)]
+  nonzero = norm > np.finfo(np.float32).tiny
+  out[nonzero] /= norm[nonzero]
+  return out.astype(np.float32)
+
+
 def mel_to_stft_magnitude(mel: np.ndarray, spec: MelSpec) -> np.ndarray:
   """Non-negative linear magnitude S with filterbank @ S**power ~= mel.
 
@@ -243,19 +304,47 @@ def mel_to_audio(mel: np.ndarray, spec: MelSpec, n_iter: int | None = None,
   return griffin_lim(mel_to_stft_magnitude(mel, spec), spec, n_iter, seed)
 
 
-def load_audio(path: str, sr: int) -> np.ndarray:
-  """Mono float32 waveform at `sr`; unusable files raise MelFileError."""
+# Sample rates a recording can have; outside them a header is damaged.
+MIN_SR, MAX_SR = 4000, 384000
+_TOO_COARSE = ('PCM_S8', 'PCM_U8', 'ULAW', 'ALAW')
+
+
+@dataclasses.dataclass(frozen=True)
+class Recording:
+  """An audio file's samples (n, channels) float32, its rate and subtype."""
+  wave: np.ndarray
+  sr: int
+  subtype: str
+
+
+def read_audio(path: str) -> Recording:
+  """All channels of an audio file; unusable files raise MelFileError."""
   if not os.path.isfile(path):
     raise mel_io.MelFileError(f'{path}: no such file')
   try:
-    wave, file_sr = soundfile.read(path, dtype='float32', always_2d=True)
+    info = soundfile.info(path)
+    wave, sr = soundfile.read(path, dtype='float32', always_2d=True)
   except (soundfile.SoundFileError, RuntimeError, OSError, ValueError) as e:
     first_line = str(e).splitlines()[0] if str(e) else type(e).__name__
     raise mel_io.MelFileError(
         f'{path}: not a readable audio file ({first_line})') from None
   if wave.size == 0:
     raise mel_io.MelFileError(f'{path}: holds no audio samples')
-  return resample(wave.mean(axis=1), file_sr, sr)
+  if not MIN_SR <= sr <= MAX_SR:
+    raise mel_io.MelFileError(f'{path}: sample rate {sr} Hz is outside '
+                              f'{MIN_SR}-{MAX_SR} Hz')
+  if info.subtype in _TOO_COARSE:
+    raise mel_io.MelFileError(f'{path}: {info.subtype} audio (8 bits) is too '
+                              'coarse to denoise; convert it to 16-bit PCM')
+  if not np.all(np.isfinite(wave)):
+    raise mel_io.MelFileError(f'{path}: holds NaN or infinite samples')
+  return Recording(wave, int(sr), info.subtype)
+
+
+def load_audio(path: str, sr: int) -> np.ndarray:
+  """Mono float32 waveform at `sr`; unusable files raise MelFileError."""
+  recording = read_audio(path)
+  return resample(recording.wave.mean(axis=1), recording.sr, sr)
 
 
 def resample(wave: np.ndarray, from_sr: int, to_sr: int) -> np.ndarray:
@@ -267,9 +356,13 @@ def resample(wave: np.ndarray, from_sr: int, to_sr: int) -> np.ndarray:
   return np.asarray(wave, np.float32)
 
 
-def save_wav(path: str, wave: np.ndarray, sr: int) -> None:
-  """Writes 16-bit PCM; samples outside [-1, 1] are clipped, not wrapped."""
-  soundfile.write(path, np.clip(wave, -1.0, 1.0), sr, subtype='PCM_16')
+def save_wav(path: str, wave: np.ndarray, sr: int, pcm16: bool = True) -> None:
+  """Writes 16-bit PCM, samples outside [-1, 1] clipped, not wrapped; or
+  32-bit float as it is. (n,) or (n, channels)."""
+  if pcm16:
+    soundfile.write(path, np.clip(wave, -1.0, 1.0), sr, subtype='PCM_16')
+  else:
+    soundfile.write(path, np.asarray(wave, np.float32), sr, subtype='FLOAT')
 
 
 def load_input(path: str, spec: MelSpec, min_frames: int = 1) -> np.ndarray:

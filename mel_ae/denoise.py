@@ -1,15 +1,23 @@
-r"""Denoises files into the competition's submission format.
+r"""Denoises files into the competition's submission format, and audio.
 
   python -m mel_ae.denoise --workdir=runs/base --input=NOISY_DIR --output=OUT
   python -m mel_ae.denoise --method=spectral_subtraction --input=F.npy \
       --output=OUT [--audio] [--plots --clean=CLEAN_DIR]
 
-One power mel `.npy` per input (same file name, shape and dtype; audio inputs
-give `<stem>.npy`). Inputs are never modified, the output folder must differ
-from the input folder, and existing outputs are kept unless --overwrite. A bad
-file is reported and skipped; the failures are listed at the end and the exit
+One power mel `.npy` per input (same file name, shape and dtype). An audio
+input (.wav, .flac, .ogg) also gives `<stem>.wav`: the recording with each
+STFT bin scaled by the denoiser's mel gain, its phase kept
+(mel_ae/waveform.py), at its own rate, length and channels, 16-bit PCM for
+16-bit input, float otherwise; its `<stem>.npy` is the denoised mel (the
+mean of its channels'). --audio adds a Griffin-Lim `<stem>.wav` for mel
+inputs, which have no phase. --max_attenuation_db bounds how far any bin is
+turned down. Inputs are never modified, the output folder must differ from
+the input folder, and existing outputs are kept unless --overwrite. A bad file
+is reported and skipped; the failures are listed at the end and the exit
 status is 1.
 """
+import collections
+import functools
 import os
 import sys
 import time
@@ -18,6 +26,7 @@ from typing import List, Optional
 from absl import app
 from absl import flags
 import numpy as np
+import soundfile
 
 from mel_ae import audio
 from mel_ae import baselines
@@ -26,6 +35,7 @@ from mel_ae import cli
 from mel_ae import inference
 from mel_ae import mel_io
 from mel_ae import plots
+from mel_ae import waveform
 
 _METHODS = ['model'] + sorted(baselines.METHODS)
 
@@ -38,7 +48,10 @@ def _define_flags() -> None:
                       ' and for the mel parameters of audio inputs).')
   flags.DEFINE_string('step', '', "Checkpoint step, or 'best' (the least "
                       'validation metric); default: the latest.')
-  flags.DEFINE_bool('audio', False, 'Also write a Griffin-Lim <stem>.wav.')
+  flags.DEFINE_bool('audio', False, 'Also write a Griffin-Lim <stem>.wav for'
+                    ' mel inputs (audio inputs always give <stem>.wav).')
+  flags.DEFINE_float('max_attenuation_db', None, 'Turn no bin down by more '
+                     'than this many dB (default: no bound).', lower_bound=0)
   flags.DEFINE_bool('plots', False, 'Also write a <stem>.png spectrogram.')
   flags.DEFINE_string('clean', None, 'Folder of clean references, matched '
                       'by stem, shown in the plots.')
@@ -65,11 +78,15 @@ def _check_output(inputs: List[str], output: str) -> None:
                               '--output so no input is overwritten')
 
 
+def _stem(path: str, args) -> str:
+  return os.path.join(args.output, os.path.splitext(os.path.basename(path))[0])
+
+
 def _write(path: str, mel: np.ndarray, noisy: np.ndarray, spec, args,
            clean: Optional[str]) -> None:
-  stem = os.path.join(args.output, os.path.splitext(os.path.basename(path))[0])
+  stem = _stem(path, args)
   mel_io.save_mel(stem + '.npy', mel, args.overwrite)
-  if args.audio:
+  if args.audio and path.lower().endswith(mel_io.MEL_SUFFIX):
     mel_io.refuse_overwrite(stem + '.wav', args.overwrite)
     audio.save_wav(stem + '.wav', audio.mel_to_audio(mel, spec), spec.sr)
   if args.plots:
@@ -80,19 +97,74 @@ def _write(path: str, mel: np.ndarray, noisy: np.ndarray, spec, args,
                stem + '.png')
 
 
-def _load_group(paths, spec, args, failures):
-  """(path, mel, dtype) for each readable input whose outputs may be written."""
-  loaded = []
+def _mel_denoiser(denoiser, args) -> waveform.MelDenoiser:
+  """Power mels -> denoised power mels, by the model or a classical method,
+  never turned down more than --max_attenuation_db."""
+  if args.method == 'model':
+    return functools.partial(denoiser.denoise_batch,
+                             max_attenuation_db=args.max_attenuation_db)
+  params = baselines.params_from_flags(args.method)
+  return lambda mels: [waveform.limit_attenuation(
+      baselines.apply(args.method, m, **params), m, args.max_attenuation_db)
+                       for m in mels]
+
+
+def _denoise_mel_files(paths, denoise_mels, spec, args, clean, failures):
+  """Denoises .npy inputs a group at a time; returns their frame count."""
+  frames = 0
+  for i in range(0, len(paths), args.files_per_batch):
+    loaded = []
+    for path in paths[i:i + args.files_per_batch]:
+      try:
+        mel_io.refuse_overwrite(_stem(path, args) + '.npy', args.overwrite)
+        loaded.append((path, audio.load_input(path, spec)))
+      except mel_io.MelFileError as e:
+        failures.append(str(e))
+    outs = denoise_mels([m for _, m in loaded])
+    for (path, noisy), out in zip(loaded, outs):
+      try:
+        _write(path, out.astype(mel_io.stored_dtype(path)), noisy, spec, args,
+               clean.get(mel_io.stem_key(path)))
+        frames += noisy.shape[1]
+      except mel_io.MelFileError as e:
+        failures.append(str(e))
+  return frames * spec.hop_length / spec.sr
+
+
+def _denoise_audio_file(path, denoise_mels, spec, args, clean) -> float:
+  """Writes <stem>.wav and <stem>.npy of one recording; returns seconds."""
+  stem = _stem(path, args)
+  for suffix in ('.npy', '.wav'):
+    mel_io.refuse_overwrite(stem + suffix, args.overwrite)
+  recording = audio.read_audio(path)
+  wave = recording.wave[:, 0] if recording.wave.shape[1] == 1 else (
+      recording.wave)
+  out, mels = waveform.denoise_wave(wave, recording.sr, denoise_mels, spec,
+                                    args.max_attenuation_db)
+  mel = np.mean(mels, axis=0).astype(np.float32)
+  noisy = (audio.audio_to_mel(audio.resample(
+      recording.wave.mean(axis=1), recording.sr, spec.sr), spec)
+           if args.plots else None)
+  _write(path, mel, noisy, spec, args, clean)
+  audio.save_wav(stem + '.wav', out, recording.sr,
+                 pcm16=recording.subtype == 'PCM_16')
+  return len(out) / recording.sr
+
+
+def _note_mixed_rates(paths: List[str]) -> None:
+  """One line per recording whose rate differs from most of the folder's."""
+  rates = {}
   for path in paths:
-    stem = os.path.splitext(os.path.basename(path))[0]
     try:
-      mel_io.refuse_overwrite(os.path.join(args.output, stem + '.npy'),
-                              args.overwrite)
-      mel = audio.load_input(path, spec)
-      loaded.append((path, mel, mel_io.stored_dtype(path)))
-    except mel_io.MelFileError as e:
-      failures.append(str(e))
-  return loaded
+      rates[path] = soundfile.info(path).samplerate
+    except Exception:  # pylint: disable=broad-except
+      pass  # Reported when the file is read.
+  if len(set(rates.values())) > 1:
+    common = collections.Counter(rates.values()).most_common(1)[0][0]
+    for path, rate in rates.items():
+      if rate != common:
+        print(f'note: {path}: {rate} Hz, unlike the {common} Hz of most '
+              'inputs; written at its own rate', file=sys.stderr)
 
 
 def run(args) -> List[str]:
@@ -104,28 +176,24 @@ def run(args) -> List[str]:
   _check_output(inputs, args.output)
   clean = ({mel_io.stem_key(p): p for p in mel_io.list_files(args.clean)}
            if args.clean else {})
-  params = ({} if args.method == 'model'
-            else baselines.params_from_flags(args.method))
+  denoise_mels = _mel_denoiser(denoiser, args)
   os.makedirs(args.output, exist_ok=True)
-  failures, frames, start = [], 0, time.perf_counter()
-  group = args.files_per_batch
-  for i in range(0, len(inputs), group):
-    loaded = _load_group(inputs[i:i + group], spec, args, failures)
-    mels = [m for _, m, _ in loaded]
-    outs = (denoiser.denoise_batch(mels) if args.method == 'model' else
-            [baselines.apply(args.method, m, **params) for m in mels])
-    for (path, noisy, dtype), out in zip(loaded, outs):
-      try:
-        _write(path, out.astype(dtype), noisy, spec, args,
-               clean.get(mel_io.stem_key(path)))
-        frames += noisy.shape[1]
-      except mel_io.MelFileError as e:
-        failures.append(str(e))
-  seconds = frames * spec.hop_length / spec.sr
+  recordings = [p for p in inputs
+                if p.lower().endswith(mel_io.AUDIO_SUFFIXES)]
+  failures, start = [], time.perf_counter()
+  seconds = _denoise_mel_files([p for p in inputs if p not in recordings],
+                               denoise_mels, spec, args, clean, failures)
+  _note_mixed_rates(recordings)
+  for path in recordings:
+    try:
+      seconds += _denoise_audio_file(path, denoise_mels, spec, args,
+                                     clean.get(mel_io.stem_key(path)))
+    except mel_io.MelFileError as e:
+      failures.append(str(e))
   elapsed = time.perf_counter() - start
   print(f'{args.method}: {len(inputs) - len(failures)} of {len(inputs)} files,'
         f' {seconds:.1f} s of audio in {elapsed:.2f} s '
-        f'({seconds / max(elapsed, 1e-9):.1f} s of audio per second)')
+        f'(real-time factor {elapsed / max(seconds, 1e-9):.4f})')
   return failures
 
 

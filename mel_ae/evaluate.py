@@ -1,7 +1,12 @@
-r"""Scores a folder of denoised mels against the clean references.
+r"""Scores a folder of denoised mels or recordings against clean references.
 
   python -m mel_ae.evaluate --pred=DIR --ref=DIR [--noisy=DIR] \
       [--json=PATH [--overwrite]] [--root=16]
+
+Where the references are audio (.wav, .flac, .ogg), so are the predictions:
+they are scored by PESQ-WB, STOI and SI-SDR (mel_ae/audio_metrics.py) and,
+re-analysed into power mels as the corpus' files were made (MelSpec()), by
+the mel metrics.
 
 Files are matched by key: the file name without `.npy` and without a leading
 run of non-digits, so `noised_012.npy` and `pred_012.npy` both match
@@ -20,15 +25,19 @@ from absl import app
 from absl import flags
 import numpy as np
 
+from mel_ae import audio
+from mel_ae import audio_metrics
 from mel_ae import metrics
 from mel_ae.features import Normalizer, fit_normalizer
-from mel_ae.mel_io import (MelFileError, list_files, load_mel,
-                           refuse_overwrite, stem_key)
+from mel_ae.mel_io import (AUDIO_SUFFIXES, MEL_SUFFIX, MelFileError,
+                           list_files, load_mel, refuse_overwrite, stem_key)
 
-def _index(directory: str, problems: List[str]) -> Dict[str, str]:
-  """Key -> path of a folder's .npy files, noting keys held by two files."""
+
+def _index(directory: str, problems: List[str],
+           suffixes=(MEL_SUFFIX,)) -> Dict[str, str]:
+  """Key -> path of a folder's data files, noting keys held by two files."""
   index = {}
-  for path in list_files(directory, suffixes=('.npy',)):
+  for path in list_files(directory, suffixes=suffixes):
     key = stem_key(path)
     if key in index:
       problems.append(f'{path}: same key {key!r} as {index[key]}')
@@ -37,7 +46,8 @@ def _index(directory: str, problems: List[str]) -> Dict[str, str]:
 
 
 def _load_matched(ref: str, indexes: Dict[str, Tuple[str, Dict[str, str]]],
-                  problems: List[str]) -> Optional[Dict[str, np.ndarray]]:
+                  problems: List[str], load=load_mel
+                  ) -> Optional[Dict[str, np.ndarray]]:
   """Role -> mel of a reference and its matches; None after any problem."""
   key, paths = stem_key(ref), {'ref': ref}
   for role, (directory, index) in indexes.items():
@@ -48,7 +58,7 @@ def _load_matched(ref: str, indexes: Dict[str, Tuple[str, Dict[str, str]]],
   mels = {}
   for role, path in paths.items():
     try:
-      mels[role] = load_mel(path)
+      mels[role] = load(path)
     except MelFileError as e:
       problems.append(str(e))
   if len(mels) <= len(indexes):  # Something missing or unreadable.
@@ -86,6 +96,49 @@ def evaluate_dirs(pred_dir: str, ref_dir: str, noisy_dir: Optional[str] = None,
   return rows, metrics.summarize(rows)
 
 
+def evaluate_audio_dirs(pred_dir: str, ref_dir: str,
+                        noisy_dir: Optional[str] = None,
+                        spec: audio.MelSpec = audio.MelSpec(),
+                        root: float = 16.0) -> Tuple[List[dict], dict]:
+  """Per-file metrics rows of recordings, and their mean.
+
+  Every recording is read at spec.sr (mono); the mel metrics score its power
+  mel, the waveform metrics the samples (`audio_metrics.waveform_scores`).
+
+  Raises:
+    MelFileError: listing every missing, unreadable or mis-shaped file.
+  """
+  problems = []
+  indexes = {role: (d, _index(d, problems, AUDIO_SUFFIXES))
+             for role, d in (('pred', pred_dir), ('noisy', noisy_dir)) if d}
+  load = lambda path: audio.load_audio(path, spec.sr)
+  loaded = [(os.path.basename(ref), _load_matched(ref, indexes, problems, load))
+            for ref in list_files(ref_dir, suffixes=AUDIO_SUFFIXES)]
+  if problems:
+    raise MelFileError(f'{len(problems)} problem(s) with the files:\n  '
+                       + '\n  '.join(problems))
+  mels = [{role: audio.audio_to_mel(w, spec) for role, w in m.items()}
+          for _, m in loaded]
+  normalizer = fit_normalizer((m['ref'] for m in mels), root=root)
+  rows = []
+  for (name, waves), mel in zip(loaded, mels):
+    row = {'file': name, **metrics.file_metrics(mel['pred'], mel['ref'],
+                                                normalizer, mel.get('noisy'))}
+    row.update(audio_metrics.waveform_scores(waves['pred'], waves['ref'],
+                                             spec.sr))
+    if 'noisy' in waves:
+      row.update(audio_metrics.waveform_scores(waves['noisy'], waves['ref'],
+                                               spec.sr, prefix='noisy_'))
+    rows.append(row)
+  return rows, metrics.summarize(rows)
+
+
+def is_audio_dir(directory: str) -> bool:
+  """Whether a folder holds recordings (scored as such) rather than mels."""
+  return os.path.isdir(directory) and any(
+      name.lower().endswith(AUDIO_SUFFIXES) for name in os.listdir(directory))
+
+
 def format_table(rows: List[dict], summary: dict) -> str:
   """Aligned text table of the rows and a final `mean` row."""
   columns = list(rows[0])
@@ -109,8 +162,9 @@ def write_json(path: str, report: dict, overwrite: bool = False) -> None:
 
 
 def _define_flags() -> None:
-  flags.DEFINE_string('pred', None, 'Folder of denoised .npy mels.')
-  flags.DEFINE_string('ref', None, 'Folder of clean .npy mels.')
+  flags.DEFINE_string('pred', None, 'Folder of denoised .npy mels, or of '
+                      'recordings where --ref holds recordings.')
+  flags.DEFINE_string('ref', None, 'Folder of clean .npy mels or recordings.')
   flags.DEFINE_string('noisy', None, 'Optional folder of noisy inputs, to '
                       'report the improvement over them.')
   flags.DEFINE_string('json', None, 'Optional path of a JSON report.')
@@ -128,8 +182,15 @@ def main(argv):
   try:
     if args.json:  # Fail before the slow part, not after it.
       refuse_overwrite(args.json, args.overwrite)
-    rows, summary = evaluate_dirs(args.pred, args.ref, args.noisy,
-                                  root=args.root)
+    if is_audio_dir(args.ref):
+      if audio_metrics.missing():
+        print(f'{", ".join(audio_metrics.missing())} skipped: their packages '
+              "are not installed (pip install -e '.[eval]')", file=sys.stderr)
+      rows, summary = evaluate_audio_dirs(args.pred, args.ref, args.noisy,
+                                          root=args.root)
+    else:
+      rows, summary = evaluate_dirs(args.pred, args.ref, args.noisy,
+                                    root=args.root)
     print(format_table(rows, summary))
     if args.json:
       report = {'pred': args.pred, 'ref': args.ref, 'noisy': args.noisy,

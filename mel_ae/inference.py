@@ -9,7 +9,7 @@ silence or with its own frames mirrored (`infer.edge_padding`).
 """
 import dataclasses
 import functools
-from typing import Any, Dict, List, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import flax.linen as nn
 import jax
@@ -23,6 +23,7 @@ from mel_ae import features
 from mel_ae import input_pipeline
 from mel_ae import mel_io
 from mel_ae import models
+from mel_ae import waveform
 
 
 # What lies past a file's ends: zero power, or the file mirrored at its
@@ -147,24 +148,33 @@ class Denoiser:
   def spec(self) -> audio.MelSpec:
     return audio.MelSpec.from_config(self.config.audio)
 
-  def denoise_batch(self, mels: Sequence[np.ndarray]) -> List[np.ndarray]:
-    """Power mels (n_mels, T) of any lengths -> same shapes and dtypes."""
+  def denoise_batch(self, mels: Sequence[np.ndarray],
+                    max_attenuation_db: Optional[float] = None
+                    ) -> List[np.ndarray]:
+    """Power mels (n_mels, T) of any lengths -> same shapes and dtypes, no
+    bin turned down more than `max_attenuation_db` (None: unbounded)."""
     checked = [mel_io.validate_mel(np.asarray(m), f'input {i}',
                                    self.config.audio.n_mels)
                for i, m in enumerate(mels)]
     outs = denoise_power(self.model, self.variables, self.normalizer, checked,
                          self.config.infer)
-    return [o.astype(np.asarray(m).dtype) for o, m in zip(outs, mels)]
+    return [waveform.limit_attenuation(o, c, max_attenuation_db).astype(
+        np.asarray(m).dtype) for o, c, m in zip(outs, checked, mels)]
 
-  def denoise(self, mel: np.ndarray) -> np.ndarray:
-    return self.denoise_batch([mel])[0]
+  def denoise(self, mel: np.ndarray,
+              max_attenuation_db: Optional[float] = None) -> np.ndarray:
+    return self.denoise_batch([mel], max_attenuation_db)[0]
 
-  def denoise_audio(self, wave: np.ndarray, sr: int) -> np.ndarray:
-    """Waveform in, waveform out (Griffin-Lim phase), at the input rate."""
-    spec = self.spec
-    wave = audio.resample(np.asarray(wave, np.float32), sr, spec.sr)
-    out = audio.mel_to_audio(self.denoise(audio.audio_to_mel(wave, spec)), spec)
-    return audio.resample(out, spec.sr, sr)
+  def denoise_audio(self, wave: np.ndarray, sr: int,
+                    max_attenuation_db: Optional[float] = None) -> np.ndarray:
+    """A recording (n,) or (n, channels) at `sr` -> the same shape and
+    rate, float32: the noisy STFT times the model's gain (mel_ae/waveform)."""
+    return waveform.denoise_wave(wave, sr, self.denoise_batch, self.spec,
+                                 max_attenuation_db)[0]
+
+  def __repr__(self) -> str:
+    return (f'Denoiser(step={self.step}, model={self.config.model.name!r}, '
+            f'conv_impl={self.conv_impl!r})')
 
 
 def load(workdir: str, step: Union[None, int, str] = None,
