@@ -12,6 +12,7 @@ from typing import Dict, List
 import numpy as np
 
 from mel_ae import audio
+from mel_ae import metrics
 
 PESQ_SR = 16000  # PESQ's wide-band mode takes 16 kHz only.
 _PACKAGES = {'pesq_wb': 'pesq', 'stoi': 'pystoi'}
@@ -63,3 +64,13 @@ def waveform_scores(pred: np.ndarray, ref: np.ndarray, sr: int,
     if name not in skipped:
       scores[prefix + name] = fn(pred, ref, sr)
   return scores
+
+
+def score_recording(pred: np.ndarray, ref: np.ndarray,
+                    spec: audio.MelSpec) -> Dict[str, float]:
+  """The competition MSE and LSD of both recordings re-analysed into power
+  mels by `spec` (at spec.sr, as the samples are), and the waveform scores."""
+  pred_mel, ref_mel = (audio.audio_to_mel(x, spec) for x in (pred, ref))
+  return {'competition_mse': metrics.competition_mse(pred_mel, ref_mel),
+          'lsd_db': metrics.lsd_db(pred_mel, ref_mel),
+          **waveform_scores(pred, ref, spec.sr)}

@@ -5,13 +5,21 @@ from typing import Dict, List, Sequence
 
 import numpy as np
 
+from mel_ae import audio
+from mel_ae import audio_metrics
 from mel_ae import baselines
+from mel_ae import mel_io
 from mel_ae import metrics
 from mel_ae import plots
+from mel_ae import waveform
 from mel_ae import writers
 
 _COLUMNS = ('competition_mse', 'normalized_mse', 'lsd_db', 'mse_improvement')
 _EXAMPLES = 3
+# Scored as recordings where the test set is audio (PESQ and STOI take ~0.5 s
+# a file): the model beside the input and the strongest classical method.
+_RECORDING_METHODS = ('noisy input', 'model', 'spectral_subtraction')
+_RECORDING_COLUMNS = ('competition_mse', 'lsd_db', 'pesq_wb', 'stoi', 'si_sdr')
 
 
 def method_table(outputs: Dict[str, Sequence[np.ndarray]],
@@ -50,6 +58,32 @@ def kind_table(outputs: Dict[str, Sequence[np.ndarray]],
   return lines
 
 
+def recording_table(outputs: Dict[str, Sequence[np.ndarray]], test,
+                    spec) -> List[str]:
+  """Markdown: each method's mel gain applied to the noisy recordings
+  (mel_ae/waveform.py), scored as recordings; none for a test set of mels."""
+  noisy, clean = test
+  if not all(p.lower().endswith(mel_io.AUDIO_SUFFIXES)
+             for p in noisy.paths + clean.paths):
+    return []
+  noisy_waves = [audio.load_audio(p, spec.sr) for p in noisy.paths]
+  clean_waves = [audio.load_audio(p, spec.sr) for p in clean.paths]
+  lines = ['Recordings: the noisy STFT times each method\'s mel gain, '
+           're-analysed for the mel metrics.', '',
+           '| method | ' + ' | '.join(_RECORDING_COLUMNS) + ' |',
+           '|---|' + '---:|' * len(_RECORDING_COLUMNS)]
+  for name in _RECORDING_METHODS:
+    rows = []
+    for i, (x, ref) in enumerate(zip(noisy_waves, clean_waves)):
+      out = x if name == 'noisy input' else waveform.denoise_wave(
+          x, spec.sr, lambda _, i=i: [outputs[name][i]], spec)[0]
+      rows.append(audio_metrics.score_recording(out, ref, spec))
+    mean = metrics.summarize(rows)
+    lines.append(f'| {name} | ' + ' | '.join(
+        f'{mean.get(c, float("nan")):.4g}' for c in _RECORDING_COLUMNS) + ' |')
+  return lines + ['']
+
+
 def write_report(workdir: str, step: int, model_outputs: List[np.ndarray],
                  test, normalizer, spec, best: str = '') -> str:
   """Writes report.md (+ report/*.png) and returns its path; `best` says
@@ -67,6 +101,7 @@ def write_report(workdir: str, step: int, model_outputs: List[np.ndarray],
            '(competition_mse: raw power domain; mse_improvement: 1 - mse / '
            'noisy input mse; baselines at their default parameters).', '']
   lines += markdown_table(table) + ['']
+  lines += recording_table(outputs, test, spec)
   for i in range(min(_EXAMPLES, len(clean.mels))):
     name = os.path.basename(noisy.paths[i])
     png = f'example_{i}.png'
