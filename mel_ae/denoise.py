@@ -110,7 +110,7 @@ def _mel_denoiser(denoiser, args) -> waveform.MelDenoiser:
 
 
 def _denoise_mel_files(paths, denoise_mels, spec, args, clean, failures):
-  """Denoises .npy inputs a group at a time; returns their frame count."""
+  """Denoises .npy inputs a group at a time; returns their seconds of audio."""
   frames = 0
   for i in range(0, len(paths), args.files_per_batch):
     loaded = []
