@@ -305,7 +305,7 @@ def mel_to_audio(mel: np.ndarray, spec: MelSpec, n_iter: int | None = None,
 
 
 # Sample rates a recording can have; outside them a header is damaged.
-MIN_SR, MAX_SR = 4000, 384000
+MIN_SR, MAX_SR = 1000, 768000
 _TOO_COARSE = ('PCM_S8', 'PCM_U8', 'ULAW', 'ALAW')
 
 

@@ -274,9 +274,8 @@ def test_usable_arrays_load_from_npy_files_unchanged(folder, mel, suffix):
   _TRIED['npy:usable'] += 1
 
 
-_AUDIO_FORMATS = (  # What the loaders document: .wav, .flac, .ogg.
-    ('WAV', '.wav', ('PCM_U8', 'PCM_16', 'PCM_24', 'PCM_32', 'FLOAT',
-                     'DOUBLE')),
+_AUDIO_FORMATS = (  # What the loaders take: .wav, .flac, .ogg, 16 bits up.
+    ('WAV', '.wav', ('PCM_16', 'PCM_24', 'PCM_32', 'FLOAT', 'DOUBLE')),
     ('FLAC', '.flac', ('PCM_16', 'PCM_24')),
     ('OGG', '.ogg', ('VORBIS',)))
 # Any rate: load_audio resamples to the model's rate.

@@ -140,6 +140,7 @@ def test_denoise_command_writes_audio_like_its_input(tmp_path):
   soundfile.write(inputs / 'empty.wav', np.zeros(0), 22050, subtype='PCM_16')
   _wav_with_rate(str(inputs / 'rate0.wav'), 0)
   _wav_with_rate(str(inputs / 'rate1m.wav'), 1_000_000)
+  _wav_with_rate(str(inputs / 'rate10.wav'), 10)
   (inputs / 'junk.ogg').write_bytes(b'not audio at all')
   result = _run_denoise([f'--input={inputs}', f'--output={out}',
                          '--method=spectral_subtraction',
@@ -147,11 +148,12 @@ def test_denoise_command_writes_audio_like_its_input(tmp_path):
   assert result.returncode == 1, result.stderr[-2000:]
   failures = [line.strip() for line in result.stderr.splitlines()
               if line.startswith('  ')]
-  assert len(failures) == 6, result.stderr
+  assert len(failures) == 7, result.stderr
   for name, why in [('nan.wav', 'NaN'), ('eight.wav', 'too coarse'),
                     ('empty.wav', 'no audio samples'),
                     ('rate0.wav', 'not a readable audio file'),  # libsndfile's refusal
                     ('rate1m.wav', 'sample rate 1000000 Hz'),
+                    ('rate10.wav', 'sample rate 10 Hz'),
                     ('junk.ogg', 'not a readable audio file')]:
     assert any(name in f and why in f for f in failures), (name, failures)
   assert 'note:' in result.stderr and '16000 Hz' in result.stderr
