@@ -52,10 +52,8 @@ def load_data(config: ml_collections.ConfigDict) -> Data:
   d = config.data
   spec = audio.MelSpec.from_config(config.audio)
   stride = models.stride(config.model)
-  clean = input_pipeline.load_folder(d.train_dir, spec, stride)
-  train_idx, val_idx = input_pipeline.split_validation(
-      len(clean.mels), d.val_fraction, config.seed)
-  train_power = tuple(clean.mels[i] for i in train_idx)
+  train_power, val_power = input_pipeline.load_split(d, spec, stride,
+                                                     config.seed)
   try:
     normalizer = features.fit_normalizer(list(train_power), d.transform,
                                          d.root, d.top_db, d.log_eps)
@@ -68,8 +66,7 @@ def load_data(config: ml_collections.ConfigDict) -> Data:
   noisy = ()
   if d.noisy_dir and config.train.mode == 'denoise':
     noisy = input_pipeline.load_folder(d.noisy_dir, spec, 1).mels
-  return Data(test, train_power, tuple(clean.mels[i] for i in val_idx),
-              noisy).with_normalizer(normalizer)
+  return Data(test, train_power, val_power, noisy).with_normalizer(normalizer)
 
 
 def make_noise_bank(config: ml_collections.ConfigDict, data: Data,
