@@ -81,7 +81,7 @@ def make_noise_bank(config: ml_collections.ConfigDict, data: Data,
   if config.train.mode != 'denoise':
     return None
   if noise is None and fit_noise.needed(config):
-    raise ValueError('this config trains on the noise stage\'s fit: pass '
+    raise ValueError("this config trains on the noise stage's fit: pass "
                      'fit_noise.read(...) (mel_ae/fit_noise.py)')
   kinds = noise.kinds if noise else noise_bank.available_kinds(
       config.noise, config.data.noisy_dir, data.noisy)

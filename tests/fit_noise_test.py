@@ -150,4 +150,5 @@ def test_main_runs_the_stage_first_and_saves_the_config_as_started(tmp_path):
   np.testing.assert_array_equal(before.denoise(noisy), after.denoise(noisy))
   result = _run('mel_ae.main', old, *_flags(**{'train.num_steps': 4}))
   assert result.returncode == 0, result.stderr[-2000:]
+  assert 'Noise fit: reusing' in result.stderr
   assert 'Resumed from step 3' in result.stderr

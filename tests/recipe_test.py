@@ -217,8 +217,10 @@ def test_fitted_noise_is_written_or_falls_back_in_one_line(
   assert not os.path.exists(tmp_path / 'none' / 'noise_model.png')
   tiny_config.data.noisy_dir = corpus['test_noisy']  # unpaired, here
   fit = fit_noise.fit(tiny_config, str(tmp_path / 'fitted'))
-  bank = training_data.make_noise_bank(
-      tiny_config, training_data.load_data(tiny_config), fit)
+  data = training_data.load_data(tiny_config)
+  with pytest.raises(ValueError, match="the noise stage's fit"):
+    training_data.make_noise_bank(tiny_config, data)  # Never fitted here.
+  bank = training_data.make_noise_bank(tiny_config, data, fit)
   assert set(bank.corruptions) == {'fitted'} and bank.model == fit.model
   with open(tmp_path / 'fitted' / 'noise_model.json') as f:
     assert json.load(f)['noise_model']['gain_distribution'] in (
