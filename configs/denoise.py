@@ -5,14 +5,16 @@
 
 Training pairs are clean crops corrupted by a noise model fitted to the
 unpaired noisy files (`noise.kinds=('fitted',)`, mel_ae/noise_model.py:
-a per-bin gain, an additive floor, or both; written to
+a per-bin gain, an additive floor, or both; fitted before training by
+the noise stage, mel_ae/fit_noise.py, which writes it to
 WORKDIR/noise_model.json; an additive floor is drawn as the noisy files'
 own quiet frames at their own levels, mixed in with the random speech x
 noise cross term of audio mixed in the waveform, in half the crops, the
 synthetic prior in the rest); without noisy files,
 the synthetic bank of noise.additive_kinds, said in one line. The
 model is a U-Net on log power; the fitted noise also decides its output
-(`output_mode='fitted'`, saved resolved): where noise adds power, a
+(`output_mode='fitted'`, decided by the noise stage and saved beside
+the config): where noise adds power, a
 residual in log power (a gain per bin); where it is a per-bin gain, a
 learned weighted mean of the neighbouring bins' power times a gain
 ('kernel'). The loss is the MSE in raw power (the competition metric)

@@ -17,6 +17,7 @@ from absl import flags
 import numpy as np
 
 from mel_ae import cli
+from mel_ae import fit_noise
 from mel_ae import inference
 from mel_ae import metrics
 from mel_ae import training_data
@@ -41,8 +42,11 @@ def noisy_validation_files(denoiser: inference.Denoiser):
   config = denoiser.config.copy_and_resolve_references()
   config.data.test_noisy_dir = ''  # The test set plays no part here.''
   data = training_data.load_data(config).with_normalizer(denoiser.normalizer)
+  # The run's noise stage again (the same fit: it is deterministic).
+  noise = fit_noise.decide(config, data.train_power, data.noisy)
   val = training_data.make_validation(
-      config, data, training_data.make_noise_bank(config, data))
+      config, data, training_data.make_noise_bank(config, data, noise),
+      denoiser.output_mode)
   crop, start, noisy = config.data.crop_frames, 0, []
   for clean in data.val_power:
     n = -(-clean.shape[1] // crop)

@@ -53,6 +53,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from mel_ae import cli
+from mel_ae import fit_noise
 from mel_ae import mel_io
 from mel_ae import train as train_lib
 from mel_ae import training_data
@@ -152,7 +153,10 @@ def train_model(config: ml_collections.ConfigDict,
   t = config.train
   torch.manual_seed(config.seed)
   data = training_data.load_data(config)
-  sampler = training_data.make_sampler(config, data)
+  # The noise stage's fit and bank, as training reads them.
+  bank = training_data.make_noise_bank(config, data, fit_noise.decide(
+      config, data.train_power, data.noisy))
+  sampler = training_data.make_sampler(config, data, bank)
   model = LogGainUNet(recipe.channels, recipe.log_eps).to(
       memory_format=torch.channels_last)
   opt = torch.optim.AdamW(model.parameters(), lr=recipe.learning_rate,
@@ -286,7 +290,7 @@ def main(argv):
         args.out or os.path.join(args.workdir, 'denoised'), recipe,
         args.skip_train, args.overwrite)
   except (train_lib.ConfigError, training_data.DataError, mel_io.MelFileError,
-          FloatingPointError) as e:
+          fit_noise.NoiseFitError, FloatingPointError) as e:
     sys.exit(f'error: {e}')
 
 

@@ -1,10 +1,11 @@
 """Orbax checkpoints in WORKDIR/checkpoints, and what to do with damaged ones.
 
 A step holds the train state and a JSON 'meta' item with the config, the
-normaliser and digests of the values, so a checkpoint alone is enough to
-denoise, and values that read back differently from how they were saved are
-caught on every read (resume, `mel_ae.load`, `mel_ae.denoise`). The newest
-`keep` steps are kept, and the best by a validation metric beside them.
+output form the model was built with, the normaliser and digests of the
+values, so a checkpoint alone is enough to denoise, and values that read
+back differently from how they were saved are caught on every read
+(resume, `mel_ae.load`, `mel_ae.denoise`). The newest `keep` steps are
+kept, and the best by a validation metric beside them.
 """
 import dataclasses
 import hashlib
@@ -242,21 +243,43 @@ def incompatible_fields(saved: Dict[str, Any], current: Dict[str, Any],
   return changes
 
 
+def saved_output_mode(meta: Dict[str, Any]) -> Optional[str]:
+  """The output form a step's model was built with. Saved beside the config
+  since the noise stage decides it (mel_ae/fit_noise.py); before, training
+  wrote its decision into the saved config's model.output_mode, so steps
+  of that time hold it there (None: saved before the field existed)."""
+  return meta.get('output_mode', meta['config']['model'].get('output_mode'))
+
+
+def _as_built(config: Dict[str, Any],
+              output_mode: Optional[str]) -> Dict[str, Any]:
+  """A config dict with model.output_mode as its model was built, so that
+  'fitted' and the form it was decided to be compare equal."""
+  if output_mode is None:
+    return config
+  return {**config, 'model': {**config['model'], 'output_mode': output_mode}}
+
+
 def resume(manager: ocp.CheckpointManager, workdir: str,
-           config: Dict[str, Any], abstract_state: Any
+           config: Dict[str, Any], abstract_state: Any,
+           output_mode: Optional[str] = None
            ) -> Tuple[int, Any, Optional[Dict[str, Any]]]:
   """(step, state, meta) of the newest good checkpoint, or (0, None, None).
 
   A damaged step is reported in one line and moved aside (never deleted);
   older steps are tried next. A config that changes a fixed field of the
-  saved run raises CheckpointError. The processes of a multi-process run
-  resume from the same step: one damaged anywhere is damaged everywhere.
+  saved run, or a model built with another output form (`output_mode`,
+  None: the config's own), raises CheckpointError. The processes of a
+  multi-process run resume from the same step: one damaged anywhere is
+  damaged everywhere.
   """
   for step in sorted(manager.all_steps(), reverse=True):
     error = None
     try:
       meta = restore_meta(manager, step)
-      changes = incompatible_fields(meta['config'], config)
+      changes = incompatible_fields(
+          _as_built(meta['config'], saved_output_mode(meta)),
+          _as_built(config, output_mode))
     except _DAMAGE as e:
       error = e
     else:

@@ -128,6 +128,8 @@ def _tuples(value):
 class Denoiser:
   """A trained model ready for inference: no optimizer, no TrainState.
 
+  `config` is the run's as it was started; `output_mode` the output form
+  its model was built with (what the noise stage decided for 'fitted').
   `conv_impl` says how this machine computes it (mel_ae/backends); the
   checkpoint does not depend on it.
   """
@@ -136,12 +138,13 @@ class Denoiser:
   normalizer: features.Normalizer
   step: int
   conv_impl: str = 'auto'
+  output_mode: Optional[str] = None
 
   @property
   def model(self) -> nn.Module:
     runtime = ml_collections.ConfigDict({'conv_impl': self.conv_impl,
                                          'phase_upsample': True})
-    return models.build_model(self.config.model,
+    return models.build_model(self.config.model, self.output_mode,
                               **backends.layers_for(runtime))
 
   @property
@@ -174,7 +177,7 @@ class Denoiser:
 
   def __repr__(self) -> str:
     return (f'Denoiser(step={self.step}, model={self.config.model.name!r}, '
-            f'conv_impl={self.conv_impl!r})')
+            f'output_mode={self.output_mode!r}, conv_impl={self.conv_impl!r})')
 
 
 def load(workdir: str, step: Union[None, int, str] = None,
@@ -191,4 +194,4 @@ def load(workdir: str, step: Union[None, int, str] = None,
   step, meta, variables = checkpointing.read_for_inference(workdir, step)
   return Denoiser(ml_collections.ConfigDict(_tuples(meta['config'])),
                   variables, features.Normalizer.from_dict(meta['normalizer']),
-                  step, conv_impl)
+                  step, conv_impl, checkpointing.saved_output_mode(meta))

@@ -81,6 +81,15 @@ def split_validation(n: int, fraction: float,
   return np.sort(order[n_val:]), np.sort(order[:n_val])
 
 
+def load_split(d, spec: audio.MelSpec, min_frames: int, seed: int
+               ) -> Tuple[Tuple[np.ndarray, ...], Tuple[np.ndarray, ...]]:
+  """The clean folder `d.train_dir` (config.data) as (training, held-out)
+  files by `split_validation`, the same wherever it is loaded."""
+  mels = load_folder(d.train_dir, spec, min_frames).mels
+  train, val = split_validation(len(mels), d.val_fraction, seed)
+  return tuple(mels[i] for i in train), tuple(mels[i] for i in val)
+
+
 def pad_frames(mel: np.ndarray, frames: int, fill: float = 0.0) -> np.ndarray:
   """Right-pads with silence (`fill`: zero power in the mel's domain, see
   `Normalizer.silence`) to at least `frames` frames."""

@@ -2,8 +2,10 @@
 
   python -m mel_ae.main --config=configs/base.py --workdir=runs/base
 
-Kept short on purpose: the logic lives in `train.py`, importable from a
-notebook. Any config field can be overridden, e.g. --config.model.kernel_size=3.
+Kept short on purpose: the logic lives in `fit_noise.py` (the noise stage,
+run first where the config trains on fitted noise) and `train.py`, both
+importable from a notebook. Any config field can be overridden, e.g.
+--config.model.kernel_size=3.
 
 Several processes train as one data-parallel run (the global batch split
 between them) when each is started with --coordinator_address=HOST:PORT
@@ -21,6 +23,7 @@ from ml_collections import config_flags
 
 from mel_ae import checkpointing
 from mel_ae import cli
+from mel_ae import fit_noise
 from mel_ae import mel_io
 from mel_ae import train
 from mel_ae import training_data
@@ -73,9 +76,13 @@ def main(argv):
     jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.5)
   logging.info('JAX devices: %s', jax.devices())
   try:
+    train.validate_config(FLAGS.config)  # All of it, before the noise fit.
+    if fit_noise.needed(FLAGS.config):
+      fit_noise.fit(FLAGS.config, FLAGS.workdir)
     train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
   except (train.ConfigError, training_data.DataError, mel_io.MelFileError,
-          checkpointing.CheckpointError, FloatingPointError) as e:
+          fit_noise.NoiseFitError, checkpointing.CheckpointError,
+          FloatingPointError) as e:
     sys.exit(f'error: {e}')
 
 

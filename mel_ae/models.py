@@ -10,7 +10,7 @@ run-time choice (`conv` / `upsample_conv` modules, see mel_ae/backends).
 """
 import dataclasses
 import functools
-from typing import Any, List, Sequence, Tuple
+from typing import Any, List, Optional, Sequence, Tuple
 
 import flax.linen as nn
 import jax
@@ -206,8 +206,9 @@ def kernel_output(z: jax.Array, logits: jax.Array,
 
 MODELS = {'autoencoder': AutoEncoder, 'unet': UNet}
 UNET_OUTPUT_MODES = ('residual', 'image', 'kernel')
-# A config value, not a model: training replaces it with 'kernel' or
-# 'residual' from the noise it fits (training_data.resolve_output_mode).
+# A config value, not a model: the noise stage decides 'kernel' or
+# 'residual' from the noise it fits (mel_ae/fit_noise.py), and the model is
+# built with that decision (`output_form`).
 FITTED = 'fitted'
 
 
@@ -308,6 +309,9 @@ def check_config(config) -> List[Tuple[bool, str]]:
             and min(m.kernel_window) >= 1),
          "model.output_mode='kernel' or 'fitted' needs data.transform='log' "
          'and a model.kernel_window of (bands, frames) >= 1'),
+        (m.output_mode != FITTED or config.train.mode == 'denoise',
+         "model.output_mode='fitted' needs train.mode='denoise': the noise "
+         'decides it'),
         (config.audio.n_mels % stride(m) == 0,
          f'audio.n_mels={config.audio.n_mels} is not a multiple of the '
          f'U-Net stride {stride(m)}'),
@@ -344,7 +348,21 @@ def check_config(config) -> List[Tuple[bool, str]]:
   return checks
 
 
-def build_model(model_config, **modules) -> nn.Module:
+def output_form(model_config, fitted_mode: Optional[str] = None
+                ) -> Optional[str]:
+  """The output form a model is built with: model.output_mode or, where
+  that is 'fitted', `fitted_mode`, what the noise stage decided."""
+  mode = model_config.get('output_mode')
+  if mode != FITTED:
+    return mode
+  if fitted_mode is None:
+    raise ValueError("model.output_mode='fitted' is decided by the noise "
+                     'stage (mel_ae/fit_noise.py): pass its decision')
+  return fitted_mode
+
+
+def build_model(model_config, fitted_mode: Optional[str] = None,
+                **modules) -> nn.Module:
   """The model a config describes; `model_config` is config.model.
 
   Config fields carry the module's field names; fields the module does not
@@ -353,17 +371,16 @@ def build_model(model_config, **modules) -> nn.Module:
   module default, which by convention keeps the behaviour the field had
   before it existed. `modules` (`conv`, `upsample_conv`, `norm`) say how
   the layers are computed: `mel_ae.backends.layers_for(config.runtime,
-  config.train.compute_dtype)`.
+  config.train.compute_dtype)`; `fitted_mode` the output form the noise
+  stage decided, for model.output_mode='fitted' (`output_form`).
   """
-  if model_config.get('output_mode') == FITTED:
-    raise ValueError("model.output_mode='fitted' is decided by training "
-                     '(training_data.resolve_output_mode): build the '
-                     'resolved config')
   cls = MODELS[model_config.get('name', 'autoencoder')]
   names = {f.name for f in dataclasses.fields(cls)} - {
       'parent', 'name', 'conv', 'upsample_conv', 'norm'}
   fields = {k: tuple(v) if isinstance(v, (list, tuple)) else v
             for k, v in model_config.items() if k in names}
+  if 'output_mode' in fields:
+    fields['output_mode'] = output_form(model_config, fitted_mode)
   return cls(**fields, **modules)
 
 

@@ -15,6 +15,7 @@ the unpaired noisy folder.
 import dataclasses
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
+from absl import logging
 import numpy as np
 
 from mel_ae import audio
@@ -54,6 +55,20 @@ def check_config(n) -> List[Tuple[bool, str]]:
       (n.model_min_log_gain_std >= 0,
        'noise.model_min_log_gain_std must be >= 0'),
   ]
+
+
+def available_kinds(noise_config, noisy_dir: str,
+                    noisy: Sequence[np.ndarray]) -> Tuple[str, ...]:
+  """noise.kinds, or noise.additive_kinds where every kind needs unpaired
+  noisy files and there are none (from `noisy_dir`), said in one line."""
+  kinds = tuple(noise_config.kinds)
+  if noisy or not set(kinds) <= set(NEEDS_NOISY):
+    return kinds
+  logging.warning('No unpaired noisy files (data.noisy_dir=%r) for noise '
+                  'kinds %s: training on the synthetic noise bank %s '
+                  'instead.', noisy_dir, kinds,
+                  tuple(noise_config.additive_kinds))
+  return tuple(noise_config.additive_kinds)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -21,7 +21,6 @@ deterministic for a seed. The mean gain then follows from the mean powers.
 """
 import dataclasses
 import json
-import os
 from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
@@ -398,28 +397,17 @@ def histogram_distance(a: Sequence[np.ndarray], b: Sequence[np.ndarray],
   return histograms.distance(histograms(*_pool(a)), histograms(*_pool(b)))
 
 
-def load(path: str) -> NoiseModel:
-  """A model written by `write` (WORKDIR/noise_model.json)."""
-  with open(path) as f:
-    return NoiseModel.from_dict(json.load(f))
-
-
-def write(workdir: str, model: NoiseModel, clean: Sequence[np.ndarray],
-          noisy: Sequence[np.ndarray], noise_config, seed: int,
-          simulate=None) -> None:
-  """WORKDIR/noise_model.json, and noise_model.png: the fit's histograms of
-  the noisy files, the clean files and the clean files through the model
-  (or through `simulate(clean, rng)`, what training draws from it), so that
-  a bad fit shows at a glance."""
-  with open(os.path.join(workdir, 'noise_model.json'), 'w') as f:
-    json.dump(model.to_dict(), f, indent=1)
-    f.write('\n')
+def plot(path: str, model: NoiseModel, clean: Sequence[np.ndarray],
+         noisy: Sequence[np.ndarray], noise_config, seed: int,
+         simulate=None) -> None:
+  """The fit's histograms of the noisy files, the clean files and the clean
+  files through the model (or through `simulate(clean, rng)`, what training
+  draws from it) as a PNG at `path`, so that a bad fit shows at a glance."""
   rng = np.random.default_rng([seed, _SEED_TAG, 1])
   sets = {'noisy': noisy, 'clean': clean,
           'clean + fitted noise': [(simulate or model.simulate)(c, rng)
                                    for c in clean]}
-  _plot(os.path.join(workdir, 'noise_model.png'), sets, noise_config,
-        model.summary().replace('; ', '\n'))
+  _plot(path, sets, noise_config, model.summary().replace('; ', '\n'))
 
 
 def _plot(path: str, sets: Dict[str, Sequence[np.ndarray]], noise_config,

@@ -17,6 +17,7 @@ from mel_ae import backends
 from mel_ae import checkpointing
 from mel_ae import cli
 from mel_ae import features
+from mel_ae import fit_noise
 from mel_ae import inference
 from mel_ae import input_pipeline
 from mel_ae import metrics
@@ -84,18 +85,21 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
       raise ConfigError(message)
 
 
-def learning_rate(config: ml_collections.ConfigDict) -> float:
-  """train.learning_rate, or train.output_learning_rates[model.output_mode]
-  where the model's output form has its own (e.g. 'kernel')."""
+def learning_rate(config: ml_collections.ConfigDict,
+                  fitted_mode: Optional[str] = None) -> float:
+  """train.learning_rate, or train.output_learning_rates[output form]
+  where the model's output form has its own (e.g. 'kernel'); `fitted_mode`
+  is the noise stage's decision for model.output_mode='fitted'."""
   return float(training_data.output_form_setting(
-      config, 'learning_rate', 'output_learning_rates'))
+      config, 'learning_rate', 'output_learning_rates', fitted_mode))
 
 
-def create_optimizer(config: ml_collections.ConfigDict
+def create_optimizer(config: ml_collections.ConfigDict,
+                     fitted_mode: Optional[str] = None
                      ) -> optax.GradientTransformation:
   """Adam (AdamW with train.weight_decay > 0) on the configured schedule."""
   t = config.train
-  lr = peak = learning_rate(config)
+  lr = peak = learning_rate(config, fitted_mode)
   if t.lr_schedule == 'cosine':
     lr = optax.warmup_cosine_decay_schedule(
         0.0, peak, max(t.warmup_steps, 1), t.num_steps)
@@ -108,22 +112,25 @@ def create_optimizer(config: ml_collections.ConfigDict
   return adam
 
 
-def build_model(config: ml_collections.ConfigDict):
-  """The config's model, computed as this run's runtime and compute dtype
-  say (mel_ae/backends): the same function and parameters either way."""
-  return models.build_model(config.model, **backends.layers_for(
+def build_model(config: ml_collections.ConfigDict,
+                fitted_mode: Optional[str] = None):
+  """The config's model (with the noise stage's `fitted_mode` for output
+  'fitted'), computed as this run's runtime and compute dtype say
+  (mel_ae/backends): the same function and parameters either way."""
+  return models.build_model(config.model, fitted_mode, **backends.layers_for(
       config.runtime, config.train.compute_dtype))
 
 
 def create_train_state(rng: jax.Array, config: ml_collections.ConfigDict,
-                       input_shape: Tuple[int, ...]) -> TrainState:
+                       input_shape: Tuple[int, ...],
+                       fitted_mode: Optional[str] = None) -> TrainState:
   # Parameters, optimizer state and BatchNorm statistics are float32 in any
   # compute dtype, so checkpoints do not depend on it.
-  model = build_model(config)
+  model = build_model(config, fitted_mode)
   variables = model.init(rng, jnp.zeros(input_shape, jnp.float32), train=False)
   return TrainState.create(apply_fn=model.apply, params=variables['params'],
                            batch_stats=variables.get('batch_stats', {}),
-                           tx=create_optimizer(config))
+                           tx=create_optimizer(config, fitted_mode))
 
 
 # Initialisation runs once and does next to no arithmetic, yet XLA's backend
@@ -154,7 +161,8 @@ def log_spectral_mse(pred_power: jax.Array, target_power: jax.Array,
 
 
 def make_loss(config: ml_collections.ConfigDict,
-              normalizer: features.Normalizer):
+              normalizer: features.Normalizer,
+              fitted_mode: Optional[str] = None):
   """The training loss of model-domain (pred, target) batches.
 
   train.loss 'power': the MSE in raw power, the competition metric, plus
@@ -162,10 +170,11 @@ def make_loss(config: ml_collections.ConfigDict,
   domain, each bin weighted by 1 + loss_power_weight * P'(target)^2, the
   first-order expansion of the raw-power MSE around the target (loud bins
   count more, without taking the power of a prediction). Either leaves out
-  the `loss_border_frames` at each crop edge (by output form).
+  the `loss_border_frames` at each crop edge (by output form, with the
+  noise stage's `fitted_mode` for 'fitted').
   """
   loss = _pointwise_loss(config.train, normalizer)
-  border = training_data.loss_border_frames(config)
+  border = training_data.loss_border_frames(config, fitted_mode)
   if not border:
     return loss
   # Frames near a crop's edges see the convolutions' zero padding, which a
@@ -239,13 +248,12 @@ def _local_variables(state: TrainState) -> Dict[str, Any]:
       {'params': state.params, 'batch_stats': state.batch_stats})
 
 
-def _denoise_test(state: TrainState, data: training_data.Data,
+def _denoise_test(model, state: TrainState, data: training_data.Data,
                   config) -> List[np.ndarray]:
   """The paired test set's noisy files denoised by the current model."""
-  variables = _local_variables(state)
-  model = build_model(config)
-  return inference.denoise_power(model, variables, data.normalizer,
-                                 data.test[0].mels, config.infer)
+  return inference.denoise_power(model, _local_variables(state),
+                                 data.normalizer, data.test[0].mels,
+                                 config.infer)
 
 
 def _validation_metrics(recon: np.ndarray, val: training_data.Validation,
@@ -265,8 +273,9 @@ def _validation_metrics(recon: np.ndarray, val: training_data.Validation,
 
 def evaluate(state: TrainState, data: training_data.Data,
              val: Optional[training_data.Validation], config, eval_fn,
-             data_sharding):
-  """Validation metrics and the test set's competition MSE.
+             data_sharding, model):
+  """Validation metrics and the test set's competition MSE of `model`
+  with the state's variables.
 
   Returns the metrics and the denoised test files (None without a test set).
   Every process takes part in validation; only process 0, which writes the
@@ -282,7 +291,7 @@ def evaluate(state: TrainState, data: training_data.Data,
     results.update(_validation_metrics(recon, val, data.normalizer))
   if data.test and jax.process_index() == 0:
     noisy, clean = data.test
-    denoised = _denoise_test(state, data, config)
+    denoised = _denoise_test(model, state, data, config)
     results['test_mse'] = float(np.mean([
         metrics.competition_mse(p, c) for p, c in zip(denoised, clean.mels)]))
     results['test_noisy_mse'] = float(np.mean([
@@ -290,7 +299,7 @@ def evaluate(state: TrainState, data: training_data.Data,
   return results, denoised
 
 
-def _examples(state: TrainState, data: training_data.Data,
+def _examples(model, state: TrainState, data: training_data.Data,
               val: Optional[training_data.Validation], test_outputs, config):
   """(noisy, denoised, clean) power mels of a few fixed examples for
   TensorBoard: the first test files as `evaluate` denoised them or, without
@@ -305,10 +314,8 @@ def _examples(state: TrainState, data: training_data.Data,
   pick = whole[np.unique(np.linspace(0, len(whole) - 1, writers.EXAMPLES
                                      ).astype(int))]
   noisy = list(data.normalizer.inverse(val.inputs[pick, ..., 0]))
-  variables = _local_variables(state)
-  model = build_model(config)
-  return (noisy, inference.denoise_power(model, variables, data.normalizer,
-                                         noisy, config.infer),
+  return (noisy, inference.denoise_power(model, _local_variables(state),
+                                         data.normalizer, noisy, config.infer),
           list(data.normalizer.inverse(val.targets[pick, ..., 0])))
 
 
@@ -341,28 +348,35 @@ def _check_finite(state: TrainState, step: int, last_saved) -> None:
 
 def train_and_evaluate(config: ml_collections.ConfigDict,
                        workdir: str) -> TrainState:
-  """Trains (resuming from WORKDIR/checkpoints if any) and evaluates."""
+  """Trains (resuming from WORKDIR/checkpoints if any) and evaluates.
+
+  Where the config needs it, on the noise fitted by the noise stage
+  (mel_ae/fit_noise.py, run before: mel_ae.main does), read from WORKDIR:
+  the noise bank of its fit, the model of the output form it decided.
+  """
   cli.show_progress_logs()  # Progress lines also in a notebook.
   validate_config(config)
   t = config.train
   os.makedirs(workdir, exist_ok=True)
   data = training_data.load_data(config)
-  bank = training_data.make_noise_bank(config, data, workdir)
-  config = training_data.resolve_output_mode(config, bank)
+  noise = fit_noise.read(config, workdir, data.train_power, data.noisy)
+  bank = training_data.make_noise_bank(config, data, noise)
+  fitted_mode = noise.output_mode if noise else None
+  output_mode = models.output_form(config.model, fitted_mode)
   logging.info('Peak learning rate %g, %d frames at either crop edge out of '
-               'the loss (model.output_mode=%r).', learning_rate(config),
-               training_data.loss_border_frames(config),
-               config.model.get('output_mode'))
+               'the loss (output form %r).', learning_rate(config, fitted_mode),
+               training_data.loss_border_frames(config, fitted_mode),
+               output_mode)
   manager = checkpointing.create_manager(workdir, t.keep_checkpoints)
   replicated, data_sharding = _shardings()
   input_shape = (t.batch_size, config.audio.n_mels, config.data.crop_frames, 1)
   init = functools.partial(create_train_state, jax.random.PRNGKey(config.seed),
-                           config, input_shape)
+                           config, input_shape, fitted_mode)
   abstract = jax.tree_util.tree_map(
       lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=replicated),
       jax.eval_shape(init))
-  start, state, meta = checkpointing.resume(manager, workdir,
-                                            config.to_dict(), abstract)
+  start, state, meta = checkpointing.resume(
+      manager, workdir, config.to_dict(), abstract, output_mode)
   if meta:  # Resuming: the run's own normaliser, whatever the files say now.
     data = data.with_normalizer(
         features.Normalizer.from_dict(meta['normalizer']))
@@ -370,18 +384,22 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
     state = init_train_state(init, replicated)
   logging.info('Model: %d trainable parameters',
                models.count_params(state.params))
-  step_fn = jax.jit(functools.partial(train_step, loss=make_loss(
-      config, data.normalizer)), in_shardings=(replicated, data_sharding),
+  loss = make_loss(config, data.normalizer, fitted_mode)
+  step_fn = jax.jit(functools.partial(train_step, loss=loss),
+                    in_shardings=(replicated, data_sharding),
                     out_shardings=(replicated, replicated), donate_argnums=0)
   # Replicated reconstructions: every process can read all of them.
   eval_fn = jax.jit(eval_step, in_shardings=(replicated, data_sharding),
                     out_shardings=replicated)
   sampler = training_data.make_sampler(config, data, bank)
-  val = training_data.make_validation(config, data, bank)
+  val = training_data.make_validation(config, data, bank, fitted_mode)
+  model = build_model(config, fitted_mode)
   # Every process computes the same rows; process 0 alone writes files.
   primary = jax.process_index() == 0
   writer = writers.MetricWriter(workdir, start, config) if primary else None
-  meta = {'config': config.to_dict(), 'normalizer': data.normalizer.to_dict()}
+  # The config as started; the output form it was built with beside it.
+  meta = {'config': config.to_dict(), 'output_mode': output_mode,
+          'normalizer': data.normalizer.to_dict()}
   pending, last_saved, test_outputs = [], start, None
   window_start, window_step = time.perf_counter(), start
   try:
@@ -402,14 +420,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
       metric = None
       if step % t.eval_every == 0 or is_last:
         results, test_outputs = evaluate(state, data, val, config, eval_fn,
-                                         data_sharding)
+                                         data_sharding, model)
         row.update(results)
         if t.best_metric in results:
           metric = (t.best_metric, results[t.best_metric])
       if writer:
         writer.write(step, row)
         if step % t.eval_every == 0 or is_last:
-          writer.write_examples(step, *_examples(state, data, val,
+          writer.write_examples(step, *_examples(model, state, data, val,
                                                  test_outputs, config))
       _log_progress(step, t.num_steps, row['train_loss'],
                     row['examples_per_sec'], t.batch_size)
@@ -429,7 +447,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   if data.test and primary:
     path = report.write_report(
         workdir, int(state.step),
-        test_outputs or _denoise_test(state, data, config), data.test,
+        test_outputs or _denoise_test(model, state, data, config), data.test,
         data.normalizer, audio.MelSpec.from_config(config.audio),
         f'The best checkpoint by {t.best_metric} is step {best}: '
         f"`mel_ae.load(workdir, step='best')`." if best else '')

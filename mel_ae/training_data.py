@@ -1,5 +1,6 @@
 """What training reads: the clean files split and normalised, the unpaired
-noisy files, the noise bank they decide, batches and the validation set.
+noisy files, the noise bank (of the noise stage's fit, mel_ae/fit_noise.py,
+where there is one), batches and the validation set.
 
 Nothing here sees the paired test set's clean references except to score
 them (`Data.test`); the noise bank is built from the training and unpaired
@@ -8,18 +9,16 @@ noisy files only (tests/leak_test.py).
 import dataclasses
 from typing import Dict, Optional, Tuple
 
-from absl import logging
-import jax
 import ml_collections
 import numpy as np
 
 from mel_ae import audio
 from mel_ae import features
+from mel_ae import fit_noise
 from mel_ae import inference
 from mel_ae import input_pipeline
 from mel_ae import models
 from mel_ae import noise_bank
-from mel_ae import noise_model
 
 
 class DataError(ValueError):
@@ -52,10 +51,8 @@ def load_data(config: ml_collections.ConfigDict) -> Data:
   d = config.data
   spec = audio.MelSpec.from_config(config.audio)
   stride = models.stride(config.model)
-  clean = input_pipeline.load_folder(d.train_dir, spec, stride)
-  train_idx, val_idx = input_pipeline.split_validation(
-      len(clean.mels), d.val_fraction, config.seed)
-  train_power = tuple(clean.mels[i] for i in train_idx)
+  train_power, val_power = input_pipeline.load_split(d, spec, stride,
+                                                     config.seed)
   try:
     normalizer = features.fit_normalizer(list(train_power), d.transform,
                                          d.root, d.top_db, d.log_eps)
@@ -68,76 +65,48 @@ def load_data(config: ml_collections.ConfigDict) -> Data:
   noisy = ()
   if d.noisy_dir and config.train.mode == 'denoise':
     noisy = input_pipeline.load_folder(d.noisy_dir, spec, 1).mels
-  return Data(test, train_power, tuple(clean.mels[i] for i in val_idx),
-              noisy).with_normalizer(normalizer)
+  return Data(test, train_power, val_power, noisy).with_normalizer(normalizer)
 
 
 def make_noise_bank(config: ml_collections.ConfigDict, data: Data,
-                    workdir: Optional[str] = None
+                    noise: Optional[fit_noise.NoiseFit] = None
                     ) -> Optional[noise_bank.NoiseBank]:
   """The denoising noise bank (None in autoencoder mode).
 
-  Kinds that need unpaired noisy files fall back to noise.additive_kinds,
-  with one line saying so, when there are none. A fitted noise model is
-  logged and written to WORKDIR/noise_model.json (+ .png).
+  Where the config needs the noise stage (`fit_noise.needed`), built of
+  its kinds and fitted model (`noise`, from `fit_noise.read`): the same
+  bank as the stage's, never fitted again here. Else of noise.kinds, or
+  noise.additive_kinds where none of those has unpaired noisy files.
   """
   if config.train.mode != 'denoise':
     return None
-  n = config.noise
-  kinds = tuple(n.kinds)
-  if not data.noisy and set(kinds) <= set(noise_bank.NEEDS_NOISY):
-    logging.warning('No unpaired noisy files (data.noisy_dir=%r) for noise '
-                    'kinds %s: training on the synthetic noise bank %s '
-                    'instead.', config.data.noisy_dir, kinds,
-                    tuple(n.additive_kinds))
-    kinds = tuple(n.additive_kinds)
-  spec = audio.MelSpec.from_config(config.audio)
-  try:
-    bank = noise_bank.build_noise_bank(n, spec, data.train_power, data.noisy,
-                                       config.seed, kinds=kinds)
-  except noise_model.NoiseModelError as e:
-    raise DataError(f'data.noisy_dir {config.data.noisy_dir}: {e}') from None
-  if bank.model is not None:
-    logging.info('%s', bank.model.summary())
-    if workdir and jax.process_index() == 0:  # One writer per file.
-      noise_model.write(workdir, bank.model, data.train_power, data.noisy, n,
-                        config.seed, bank.corruptions['fitted'])
-  return bank
-
-
-def resolve_output_mode(config: ml_collections.ConfigDict,
-                        bank: Optional[noise_bank.NoiseBank]
-                        ) -> ml_collections.ConfigDict:
-  """`config`, with model.output_mode='fitted' decided by the noise bank.
-
-  'kernel' where every corruption only scales the power per bin (a learned
-  weighted mean of neighbouring bins undoes gains that scatter each bin on
-  its own), 'residual' (a gain per bin) where noise adds power. The run
-  saves the decided mode, so its checkpoints load without refitting.
-  """
-  if config.model.output_mode != models.FITTED:
-    return config
-  mode = 'residual' if bank is None or bank.additive else 'kernel'
-  logging.info("model.output_mode='fitted': %r (the training noise %s).", mode,
-               'adds power' if mode == 'residual' else 'is a per-bin gain')
-  config = config.copy_and_resolve_references()
-  config.model.output_mode = mode
-  return config
+  if noise is None and fit_noise.needed(config):
+    raise ValueError("this config trains on the noise stage's fit: pass "
+                     'fit_noise.read(...) (mel_ae/fit_noise.py)')
+  kinds = noise.kinds if noise else noise_bank.available_kinds(
+      config.noise, config.data.noisy_dir, data.noisy)
+  return noise_bank.build_noise_bank(
+      config.noise, audio.MelSpec.from_config(config.audio), data.train_power,
+      data.noisy, config.seed, model=noise.model if noise else None,
+      kinds=kinds)
 
 
 def output_form_setting(config: ml_collections.ConfigDict, field: str,
-                        table: str):
-  """train.<field>, or train.<table>[model.output_mode] where the model's
-  output form has its own (e.g. train.output_learning_rates['kernel']);
-  0 for a field that configs saved before it lack."""
+                        table: str, fitted_mode: Optional[str] = None):
+  """train.<field>, or train.<table>[output form] where the model's output
+  form (`models.output_form`) has its own (e.g.
+  train.output_learning_rates['kernel']); 0 for a field that configs saved
+  before it lack."""
   own = config.train.get(table) or {}
-  return own.get(config.model.get('output_mode'), config.train.get(field, 0))
+  return own.get(models.output_form(config.model, fitted_mode),
+                 config.train.get(field, 0))
 
 
-def loss_border_frames(config: ml_collections.ConfigDict) -> int:
+def loss_border_frames(config: ml_collections.ConfigDict,
+                       fitted_mode: Optional[str] = None) -> int:
   """Frames at a crop's edges left out of the loss and of validation."""
   return int(output_form_setting(config, 'loss_border_frames',
-                                 'output_loss_border_frames'))
+                                 'output_loss_border_frames', fitted_mode))
 
 
 def _time_flipped(sampler, seed: int):
@@ -192,12 +161,15 @@ class Validation:
 
 
 def make_validation(config, data: Data,
-                    bank: Optional[noise_bank.NoiseBank]) -> Optional[Validation]:
+                    bank: Optional[noise_bank.NoiseBank],
+                    fitted_mode: Optional[str] = None) -> Optional[Validation]:
+  """`fitted_mode`: the noise stage's output form, for 'fitted'."""
   if not data.val:
     return None
   windows, mask = input_pipeline.tile_windows(
       data.val, config.data.crop_frames, data.normalizer.silence)
-  border = loss_border_frames(config)  # Scores the frames the loss trains.
+  # Scores the frames the loss trains.
+  border = loss_border_frames(config, fitted_mode)
   if border:
     mask[:, :, :border] = mask[:, :, -border:] = 0
   if bank is None:

@@ -12,12 +12,12 @@ import pytest
 from configs import base
 from configs import denoise
 from mel_ae import audio
+from mel_ae import fit_noise
 from mel_ae import input_pipeline
 from mel_ae import noise
 from mel_ae import noise_bank
 from mel_ae import noise_model
 from mel_ae import train
-from mel_ae import training_data
 
 _CORPUS = os.path.join(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))), 'mel_ae', 'corpus')
@@ -125,14 +125,14 @@ def test_fit_refuses_what_it_cannot_fit_in_one_line(noisy, message):
   assert isinstance(error.value, ValueError) and '\n' not in str(error.value)
 
 
-def test_model_round_trips_through_json_and_the_workdir(tmp_path):
+def test_model_round_trips_through_json_and_plots(tmp_path):
   model = _fit('gain', 'noisy')
   assert noise_model.NoiseModel.from_dict(
       json.loads(json.dumps(model.to_dict()))) == model
   noisy = _folder('gain', 'noisy')
-  noise_model.write(str(tmp_path), model, _folder('train')[:10], noisy[:5],
-                    base.get_config().noise, seed=0)
-  assert noise_model.load(str(tmp_path / 'noise_model.json')) == model
+  noise_model.plot(str(tmp_path / 'noise_model.png'), model,
+                   _folder('train')[:10], noisy[:5], base.get_config().noise,
+                   seed=0)
   assert (tmp_path / 'noise_model.png').stat().st_size > 10_000
   assert model.summary().startswith('noise model: multiplicative gain U(')
   assert '\n' not in model.summary()
@@ -161,8 +161,9 @@ def test_fitted_floor_is_made_of_the_noisy_files_where_they_have_one(
   """Additive corpus: the noisy files' own quiet frames at the fitted levels
   (their hum lines and babble), and the synthetic additive prior beside
   them; gain corpus: the model's own simulation alone. The family decides
-  configs/denoise.py's output: a per-bin gain ('residual') where noise adds
-  power, a weighted mean of the neighbours' power ('kernel') where not."""
+  configs/denoise.py's output (the noise stage, mel_ae/fit_noise.py): a
+  per-bin gain ('residual') where noise adds power, a weighted mean of the
+  neighbours' power ('kernel') where not."""
   run_config = denoise.get_config()
   config = run_config.noise
   bank = noise_bank.build_noise_bank(config, _SPEC, _folder('train'),
@@ -170,9 +171,9 @@ def test_fitted_floor_is_made_of_the_noisy_files_where_they_have_one(
                                      model=_fit(*family), kinds=('fitted',))
   fitted = bank.corruptions['fitted']
   assert bool(fitted.textures) == textured == bank.additive
-  resolved = training_data.resolve_output_mode(run_config, bank)
-  assert resolved.model.output_mode == ('residual' if textured else 'kernel')
-  assert run_config.model.output_mode == 'fitted'  # The caller's is kept.
+  decided = fit_noise.decide(run_config, _folder('train'), _folder(*family))
+  assert decided.output_mode == ('residual' if textured else 'kernel')
+  assert decided.model == _fit(*family)
   additive = set(config.additive_kinds) if textured else set()
   assert set(bank.corruptions) == {'fitted'} | additive
   clean = _folder('train')[0]

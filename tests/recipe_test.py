@@ -16,6 +16,7 @@ from conftest import fake_mel
 from configs import base
 import mel_ae
 from mel_ae import features
+from mel_ae import fit_noise
 from mel_ae import inference
 from mel_ae import input_pipeline
 from mel_ae import metrics
@@ -205,19 +206,26 @@ def test_fitted_noise_is_written_or_falls_back_in_one_line(
   caplog.set_level(logging.INFO)
   as_denoise(tiny_config, ('fitted',))
   tiny_config.noise.model_min_frames = 8
-  data = training_data.load_data(tiny_config)
-  bank = training_data.make_noise_bank(tiny_config, data, str(tmp_path))
+  fallback = fit_noise.fit(tiny_config, str(tmp_path / 'none'))
+  assert fallback.model is None
+  assert fallback.kinds == tuple(tiny_config.noise.additive_kinds)
+  bank = training_data.make_noise_bank(
+      tiny_config, training_data.load_data(tiny_config), fallback)
   assert set(bank.corruptions) == set(tiny_config.noise.additive_kinds)
   assert bank.additive
   assert sum('synthetic noise bank' in m for m in caplog.messages) == 1
-  assert not os.path.exists(tmp_path / 'noise_model.json')
+  assert not os.path.exists(tmp_path / 'none' / 'noise_model.png')
   tiny_config.data.noisy_dir = corpus['test_noisy']  # unpaired, here
+  fit = fit_noise.fit(tiny_config, str(tmp_path / 'fitted'))
   data = training_data.load_data(tiny_config)
-  bank = training_data.make_noise_bank(tiny_config, data, str(tmp_path))
-  assert set(bank.corruptions) == {'fitted'}
-  with open(tmp_path / 'noise_model.json') as f:
-    assert json.load(f)['gain_distribution'] in ('uniform', 'loguniform')
-  assert os.path.exists(tmp_path / 'noise_model.png')
+  with pytest.raises(ValueError, match="the noise stage's fit"):
+    training_data.make_noise_bank(tiny_config, data)  # Never fitted here.
+  bank = training_data.make_noise_bank(tiny_config, data, fit)
+  assert set(bank.corruptions) == {'fitted'} and bank.model == fit.model
+  with open(tmp_path / 'fitted' / 'noise_model.json') as f:
+    assert json.load(f)['noise_model']['gain_distribution'] in (
+        'uniform', 'loguniform')
+  assert os.path.exists(tmp_path / 'fitted' / 'noise_model.png')
   assert any(m.startswith('noise model:') for m in caplog.messages)
 
 
@@ -258,8 +266,8 @@ def test_padding_is_zero_power_in_every_domain(kind):
                                             (('white',), 'residual')])
 def test_fitted_output_is_decided_saved_and_resumed(tiny_config, tmp_path,
                                                     kinds, decided):
-  """output_mode='fitted': the noise decides, the checkpoint keeps the
-  decision, and rerunning the command resumes that model."""
+  """output_mode='fitted': the noise stage decides, the checkpoint keeps
+  the decision beside the config, and rerunning resumes that model."""
   as_denoise(tiny_config, kinds)
   tiny_config.model.name = 'unet'
   tiny_config.model.encoder_channels = (4, 8)
@@ -270,8 +278,11 @@ def test_fitted_output_is_decided_saved_and_resumed(tiny_config, tmp_path,
   tiny_config.data.test_noisy_dir = tiny_config.data.test_clean_dir = ''
   tiny_config.train.num_steps = 3
   workdir = str(tmp_path / 'run')
+  fit_noise.fit(tiny_config, workdir)
   train.train_and_evaluate(tiny_config, workdir)
-  assert mel_ae.load(workdir).config.model.output_mode == decided
+  denoiser = mel_ae.load(workdir)
+  assert denoiser.output_mode == decided
+  assert denoiser.config.model.output_mode == 'fitted'  # As started.
   tiny_config.train.num_steps = 4
   state = train.train_and_evaluate(tiny_config, workdir)
   assert int(state.step) == 4
