@@ -71,6 +71,10 @@ def get_config():
   config.train.output_loss_border_frames = ml_collections.ConfigDict(
       {'residual': 16})
   config.infer.flip_average = True
+  # The U-Net's receptive radius is 26 frames (29 with the 'kernel' output's
+  # 3x7 window): 32 frames of context give what one pass gives, at half the
+  # margin's cost (measured: experiments/README.md, audio).
+  config.infer.margin_frames = 32
   # A noisy file's ends mirrored, not silence, which no training crop has
   # (on validation, whole held-out files: experiments/README.md).
   config.infer.edge_padding = 'reflect'

@@ -241,16 +241,20 @@ def apply_mel_gain(wave: np.ndarray, gain: np.ndarray, spec: MelSpec,
   overlap-add is a sum, so any block size gives the same samples, and
   memory beyond the wave stays bounded. A gain of 1 gives the wave back.
   """
-  frames, window = _frames(wave, spec), _window(spec)
-  spread = bin_gain_matrix(spec, method)
+  import scipy.fft  # pylint: disable=g-import-not-at-top
+  frames = _frames(wave, spec)
+  window = _window(spec).astype(np.float32)
+  spread = bin_gain_matrix(spec, method).astype(np.float32)
   hop, n_frames = spec.hop_length, len(frames)
   out = np.zeros(spec.n_fft + hop * (n_frames - 1))
   norm = np.zeros_like(out)
   for start in range(0, n_frames, block):
-    stft = np.fft.rfft(frames[start:start + block] * window, axis=1)
-    power_gain = np.maximum(gain[:, start:start + len(stft)].T @ spread.T,
-                            min_gain)
-    pieces = np.fft.irfft(stft * np.sqrt(power_gain), spec.n_fft, axis=1)
+    # float32 FFTs: twice as fast, and far below 16-bit audio's resolution.
+    stft = scipy.fft.rfft(frames[start:start + block] * window, axis=1)
+    power_gain = np.maximum(
+        gain[:, start:start + len(stft)].T.astype(np.float32) @ spread.T,
+        min_gain)
+    pieces = scipy.fft.irfft(stft * np.sqrt(power_gain), spec.n_fft, axis=1)
     at = slice(start * hop, start * hop + spec.n_fft + hop * (len(stft) - 1))
     out[at] += _overlap_add(pieces * window, hop)
     norm[at] += _overlap_add(

@@ -9,6 +9,7 @@ silence or with its own frames mirrored (`infer.edge_padding`).
 """
 import dataclasses
 import functools
+import math
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import flax.linen as nn
@@ -20,7 +21,6 @@ from mel_ae import audio
 from mel_ae import backends
 from mel_ae import checkpointing
 from mel_ae import features
-from mel_ae import input_pipeline
 from mel_ae import mel_io
 from mel_ae import models
 from mel_ae import waveform
@@ -74,26 +74,46 @@ def _windows(z: np.ndarray, chunk: int, margin: int, silence: float,
                    for i in range(n)])
 
 
+def _run_windows(model: nn.Module, variables: Dict[str, Any],
+                 windows: np.ndarray, batch_size: int) -> np.ndarray:
+  """The model over (n, n_mels, width) windows: full batches, then the rest
+  one by one (two shapes to compile, and no padded rows computed)."""
+  full = len(windows) - len(windows) % batch_size
+  batches = [windows[i:i + batch_size] for i in range(0, full, batch_size)]
+  batches += [windows[i:i + 1] for i in range(full, len(windows))]
+  return np.concatenate([np.asarray(_apply(model, variables, b[..., None]))
+                         for b in batches])[..., 0]
+
+
 def denoise_model_domain(model: nn.Module, variables: Dict[str, Any],
                          mels: Sequence[np.ndarray], chunk: int, margin: int,
                          batch_size: int, silence: float = 0.0,
                          edge_padding: str = 'silence') -> List[np.ndarray]:
   """Runs the model over model-domain mels (n_mels, T) of any lengths;
-  `silence` is zero power in that domain (`Normalizer.silence`)."""
-  if not mels:
-    return []
-  per_file = [_windows(z, chunk, margin, silence, edge_padding) for z in mels]
-  windows = np.concatenate(per_file)[..., None]
-  outputs = []
-  for (batch,) in input_pipeline.batches([windows], batch_size):
-    outputs.append(np.asarray(_apply(model, variables, batch)))
-  centres = np.concatenate(outputs)[:len(windows), :, margin:margin + chunk, 0]
-  results, start = [], 0
-  for z, w in zip(mels, per_file):
-    flat = np.concatenate(list(centres[start:start + len(w)]), axis=1)
-    results.append(flat[:, :z.shape[1]])
-    start += len(w)
-  return results
+  `silence` is zero power in that domain (`Normalizer.silence`).
+
+  A mel shorter than `chunk` is seen as one window just wide enough for it,
+  rounded up to a multiple of gcd(chunk, margin) (a stride multiple, like
+  both): a few seconds of speech do not pay for a window of `chunk` frames,
+  and a few widths are compiled.
+  """
+  step = math.gcd(chunk, margin)
+  widths = [min(chunk, -(-z.shape[1] // step) * step) for z in mels]
+  per_file = [_windows(z, w, margin, silence, edge_padding)
+              for z, w in zip(mels, widths)]
+  centres = [None] * len(mels)
+  for width in set(widths):
+    files = [i for i, w in enumerate(widths) if w == width]
+    out = _run_windows(model, variables,
+                       np.concatenate([per_file[i] for i in files]),
+                       batch_size)[:, :, margin:margin + width]
+    start = 0
+    for i in files:
+      n = len(per_file[i])
+      centres[i] = np.concatenate(list(out[start:start + n]),
+                                  axis=1)[:, :mels[i].shape[1]]
+      start += n
+  return centres
 
 
 def denoise_power(model: nn.Module, variables: Dict[str, Any],
