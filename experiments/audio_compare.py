@@ -11,7 +11,9 @@ Real-time factor = seconds spent / seconds of audio, on this machine, in this
 run, one method after another. Each method denoises the folder twice: the
 first pass, plus loading the model, is 'load included' (a fresh process:
 reading the checkpoint, compiling, loading a library); the second is 'load
-excluded'.
+excluded'. Then each denoises the folder's recordings joined into one long
+recording (DFN3 makes a fresh state, reading its model, for every
+recording: one long recording shows what it costs without that).
 
   python -m experiments.audio_compare --workdir=runs/denoise \
       --noisy=mel_ae/corpus/audio/test/noisy \
@@ -93,6 +95,9 @@ def run(args) -> List[dict]:
     recording = audio.read_audio(path)
     recordings.append((path, recording.wave.mean(axis=1), recording.sr))
   seconds = sum(len(w) / sr for _, w, sr in recordings)
+  rate = recordings[0][2]
+  joined_wave = np.concatenate([audio.resample(w, sr, rate)
+                                for _, w, sr in recordings])
   rows = []
   for name, (loader, what) in methods(args.workdir, args.peers).items():
     folder = os.path.join(args.out, name.replace(' ', '_').replace('/', '_'))
@@ -103,8 +108,12 @@ def run(args) -> List[dict]:
     cold = _denoise_folder(denoise, recordings, folder)
     warm = _denoise_folder(denoise, recordings, folder)
     _, mean = evaluate.evaluate_audio_dirs(folder, args.clean, args.noisy)
+    start = time.perf_counter()
+    denoise(joined_wave, rate)
+    joined = time.perf_counter() - start
     rows.append({'method': name, 'what': what, **mean,
-                 'rtf': warm / seconds, 'rtf_load': (loading + cold) / seconds})
+                 'rtf': warm / seconds, 'rtf_load': (loading + cold) / seconds,
+                 'rtf_joined': joined / seconds})
     print(name, {k: round(v, 4) for k, v in rows[-1].items()
                  if isinstance(v, float)}, flush=True)
   return rows
@@ -112,7 +121,7 @@ def run(args) -> List[dict]:
 
 def markdown(rows: List[dict], args) -> str:
   head = [label for _, label, _ in COLUMNS] + [
-      'real-time factor', 'with load']
+      'real-time factor', 'with load', 'one long recording']
   n_files = len(mel_io.list_files(args.noisy, mel_io.AUDIO_SUFFIXES))
   lines = [f'{n_files} recordings of {args.noisy}, scored against '
            f'{args.clean}; means.', '',
@@ -120,8 +129,8 @@ def markdown(rows: List[dict], args) -> str:
            '|---|' + '---:|' * len(head)]
   for row in rows:
     cells = [format(row[key], fmt) for key, _, fmt in COLUMNS]
-    rtf = ['-', '-'] if row['method'] == 'noisy input' else [
-        f'{row["rtf"]:.4f}', f'{row["rtf_load"]:.4f}']
+    rtf = ['-'] * 3 if row['method'] == 'noisy input' else [
+        f'{row[k]:.4f}' for k in ('rtf', 'rtf_load', 'rtf_joined')]
     lines.append(f'| {row["method"]} | ' + ' | '.join(cells + rtf) + ' |')
   return '\n'.join(lines) + '\n'
 

@@ -1,10 +1,9 @@
-r"""How a mel gain becomes an STFT gain, chosen on validation recordings.
+r"""The mel gain on recordings, chosen on validation recordings.
 
 mel_ae/waveform.py scales each STFT bin of a recording by the denoiser's mel
-gain (denoised / noisy power per band), spread over the bins. This study
-scores the ways to spread it ('transpose': the filterbank's weighted mean of
-the bands a bin feeds; 'interpolate': linear between band centres) and the
-gain's ceiling (1, or none), beside the oracle gain (clean / noisy mel) and
+gain (denoised / noisy power per band), spread over the bins by the
+filterbank. This study scores the gain's ceiling (1, or none) for the model,
+beside the oracle gain (clean / noisy mel), spectral subtraction's gain and
 the untouched input.
 
 Validation, never the test set: the clean training sentences a run held out
@@ -68,24 +67,21 @@ def validation_pairs(val_fraction: float, seed: int,
 
 def variants(denoiser) -> Dict[str, Callable]:
   """Name -> f(noisy recording, clean recording) -> denoised recording."""
-  def through(mel_fn, bin_gain, max_gain):
+  def through(mel_fn, max_gain):
     def run(noisy, clean):
       fixed = lambda mels: [mel_fn(mels[0], audio.audio_to_mel(clean, SPEC))]
       return waveform.denoise_wave(noisy, SPEC.sr, fixed, SPEC,
-                                   bin_gain=bin_gain, max_gain=max_gain)[0]
+                                   max_gain=max_gain)[0]
     return run
   model = lambda noisy_mel, _: denoiser.denoise(noisy_mel)
   oracle = lambda _, clean_mel: clean_mel
   subtract = lambda noisy_mel, _: baselines.spectral_subtraction(noisy_mel)
   table = {'noisy input': lambda noisy, _: noisy}
-  for bin_gain, max_gain in itertools.product(audio.BIN_GAINS, (1.0, None)):
+  for max_gain in (1.0, None):
     ceiling = 'none' if max_gain is None else f'{max_gain:g}'
-    table[f'model, {bin_gain}, ceiling {ceiling}'] = through(
-        model, bin_gain, max_gain)
-    table[f'oracle, {bin_gain}, ceiling {ceiling}'] = through(
-        oracle, bin_gain, max_gain)
-  table['spectral subtraction, transpose, ceiling 1'] = through(
-      subtract, 'transpose', 1.0)
+    table[f'model, ceiling {ceiling}'] = through(model, max_gain)
+    table[f'oracle, ceiling {ceiling}'] = through(oracle, max_gain)
+  table['spectral subtraction, ceiling 1'] = through(subtract, 1.0)
   return table
 
 

@@ -18,9 +18,9 @@ of the same length and rate out, time-aligned with the input (no delay).
   (use_torch=False) in one process (n_jobs=1).
 
 The two networks run at 48 kHz in frames of 480 samples: the input is
-resampled to 48 kHz (scipy's zero-phase polyphase filter) and back, the tail
-is fed zeros until the last sample comes out, and the streaming delay is cut
-off. The delays were measured by cross-correlating output and input on speech
+resampled to 48 kHz (mel_ae.audio.resample: scipy's polyphase filter) and
+back, the tail is fed zeros until the last sample comes out, and the
+streaming delay is cut off. The delays were measured by cross-correlating output and input on speech
 (espeak-ng, clean and in white noise; for DFN3 also at three offsets to its
 frame grid), then end to end (lag 0 at 8 to 48 kHz; the interpolated peak
 within 0.15 samples of 0 at 16 and 22.05 kHz):
@@ -43,13 +43,13 @@ import collections
 import ctypes
 import functools
 import importlib.util
-import math
 import os
 import sys
 from typing import Callable, Optional
 
 import numpy as np
-from scipy import signal
+
+from mel_ae import audio
 
 Denoiser = Callable[[np.ndarray, int], np.ndarray]
 
@@ -69,13 +69,6 @@ class PeerUnavailableError(ImportError):
 def _unavailable(peer: str, package: str) -> PeerUnavailableError:
   return PeerUnavailableError(
       f'peer {peer!r} needs the {package!r} package: {_INSTALL}')
-
-
-def _resample(x: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
-  if sr_in == sr_out:
-    return np.array(x, np.float32)
-  g = math.gcd(sr_in, sr_out)
-  return signal.resample_poly(x, sr_out // g, sr_in // g).astype(np.float32)
 
 
 def _check(wave: np.ndarray, sr: int) -> np.ndarray:
@@ -104,9 +97,9 @@ def _run_at_48k(wave: np.ndarray, sr: int, process_frame, frame: int,
   """Resamples to 48 kHz at TARGET_DBFS (times `scale`), streams, undoes."""
   rms = float(np.sqrt(np.mean(np.square(wave, dtype=np.float64))))
   gain = 10.0**(TARGET_DBFS / 20.0) / rms if rms > 0 else 1.0
-  x = _resample(wave * np.float32(gain * scale), sr, NET_SR)
+  x = audio.resample(wave * np.float32(gain * scale), sr, NET_SR)
   y = _stream(process_frame, x, frame, delay)
-  y = _resample(y, NET_SR, sr)[:len(wave)]
+  y = audio.resample(y, NET_SR, sr)[:len(wave)]
   y = np.pad(y, (0, len(wave) - len(y)))
   return (y / np.float32(gain * scale)).astype(np.float32)
 

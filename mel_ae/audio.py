@@ -201,66 +201,86 @@ def _istft(stft: np.ndarray, spec: MelSpec) -> np.ndarray:
   return wave[pad:len(wave) - pad]
 
 
-BIN_GAINS = ('transpose', 'interpolate')
-
-
 @functools.lru_cache(maxsize=8)
-def bin_gain_matrix(spec: MelSpec, method: str) -> np.ndarray:
-  """(1 + n_fft // 2, n_mels) weights, rows summing to 1, that spread a
-  per-band gain over the STFT bins.
+def bin_gain_matrix(spec: MelSpec, sr: int) -> np.ndarray:
+  """(1 + n_fft // 2, n_mels) weights, rows summing to 1, that spread the
+  per-band gains of `spec`'s mel over the bins of `stft_at(spec, sr)`.
 
-  'transpose': a bin takes the mean of the gains of the bands it feeds,
-  weighted by the filterbank (bins no band covers take the nearest band's).
-  'interpolate': linear in frequency between band centres.
+  A bin takes the mean of the gains of the bands it falls in, weighted by
+  the filterbank's triangles (its transpose); bins no band covers (0 Hz,
+  above fmax) take the nearest band's. Linear interpolation between band
+  centres differs by at most 0.008 in any weight and scored the same.
   """
-  centres = band_centres_hz(spec)
-  freqs = np.fft.rfftfreq(spec.n_fft, 1.0 / spec.sr)
-  if method == 'interpolate':
-    eye = np.eye(spec.n_mels)
-    weights = np.stack([np.interp(freqs, centres, row) for row in eye], axis=1)
-  elif method == 'transpose':
-    weights = mel_filterbank(spec).T.astype(np.float64)
-    empty = weights.sum(axis=1) == 0
-    nearest = np.abs(freqs[empty, None] - centres[None, :]).argmin(axis=1)
-    weights[np.flatnonzero(empty), nearest] = 1.0
-  else:
-    raise ValueError(f'unknown bin gain {method!r}, one of {BIN_GAINS}')
+  native = stft_at(spec, sr)
+  bands = dataclasses.replace(native, fmax=spec.fmax_hz, n_mels=spec.n_mels)
+  weights = mel_filterbank(bands).T.astype(np.float64)
+  freqs = np.fft.rfftfreq(native.n_fft, 1.0 / sr)
+  empty = weights.sum(axis=1) == 0
+  nearest = np.abs(freqs[empty, None] - band_centres_hz(spec)[None, :])
+  weights[np.flatnonzero(empty), nearest.argmin(axis=1)] = 1.0
   weights /= weights.sum(axis=1, keepdims=True)
   weights.setflags(write=False)
-  return weights
+  return weights.astype(np.float32)
 
 
-def apply_mel_gain(wave: np.ndarray, gain: np.ndarray, spec: MelSpec,
-                   method: str = 'transpose', min_gain: float = 0.0,
+def stft_at(spec: MelSpec, sr: int) -> MelSpec:
+  """`spec`'s STFT for a recording at `sr`: the same window and hop in
+  seconds (n_fft even, hop a quarter of it), so its frames are as long."""
+  n_fft = 2 * max(2, round(spec.n_fft * sr / spec.sr / 2))
+  hop = spec.hop_length * n_fft // spec.n_fft
+  return dataclasses.replace(spec, sr=int(sr), n_fft=n_fft, hop_length=hop)
+
+
+def _gain_at_frames(gain: np.ndarray, spec: MelSpec, native: MelSpec,
+                    frames: np.ndarray) -> np.ndarray:
+  """The (n_mels, T) gain of `spec`'s frames, linearly interpolated in time
+  at the centres of `native`'s frames (identity when the two agree)."""
+  position = frames * (native.hop_length / native.sr) / (
+      spec.hop_length / spec.sr)
+  low = np.clip(np.floor(position).astype(np.int64), 0, gain.shape[1] - 1)
+  high = np.minimum(low + 1, gain.shape[1] - 1)
+  frac = np.clip(position - low, 0.0, 1.0).astype(np.float32)
+  return gain[:, low] * (1 - frac) + gain[:, high] * frac
+
+
+def apply_mel_gain(wave: np.ndarray, sr: int, gain: np.ndarray,
+                   spec: MelSpec, min_gain: float = 0.0,
                    block: int = _FRAME_BLOCK) -> np.ndarray:
-  """The wave with each STFT bin's power scaled by the band gains spread
-  over it (`bin_gain_matrix`), never below `min_gain`; its phase is kept.
+  """The recording with each STFT bin's power scaled by the band gains of
+  its mel, never below `min_gain`; its phase is kept.
 
-  wave (n,) at spec.sr; gain (n_mels, T) per band and frame of its mel (T =
-  1 + n // hop). The STFT is made and inverted `block` frames at a time:
-  overlap-add is a sum, so any block size gives the same samples, and
-  memory beyond the wave stays bounded. A gain of 1 gives the wave back.
+  wave (n,) at its own rate `sr`; gain (n_mels, T) per band and frame of
+  the recording's mel by `spec` (at spec.sr), interpolated in time to an
+  STFT of the same frame length at `sr` and spread over its bins
+  (`bin_gain_matrix`; above spec's fmax, the top band's). The STFT is made
+  and inverted `block` frames at a time: overlap-add is a sum, so any block
+  size gives the same samples. A gain of 1 gives the wave back.
   """
   import scipy.fft  # pylint: disable=g-import-not-at-top
-  frames = _frames(wave, spec)
-  window = _window(spec).astype(np.float32)
-  spread = bin_gain_matrix(spec, method).astype(np.float32)
-  hop, n_frames = spec.hop_length, len(frames)
-  out = np.zeros(spec.n_fft + hop * (n_frames - 1))
+  if gain.ndim != 2 or gain.shape[0] != spec.n_mels:
+    raise ValueError(f'gain of shape {gain.shape}, expected ({spec.n_mels}, '
+                     'frames)')
+  native = stft_at(spec, sr)
+  frames = _frames(wave, native)
+  window = _window(native).astype(np.float32)
+  spread = bin_gain_matrix(spec, sr)
+  hop, n_frames = native.hop_length, len(frames)
+  out = np.zeros(native.n_fft + hop * (n_frames - 1))
   norm = np.zeros_like(out)
   for start in range(0, n_frames, block):
+    index = np.arange(start, min(start + block, n_frames))
+    band_gain = _gain_at_frames(np.asarray(gain, np.float32), spec, native,
+                                index)
+    bin_gain = np.maximum(band_gain.T @ spread.T, min_gain) ** (
+        1 / spec.power)
     # float32 FFTs: twice as fast, and far below 16-bit audio's resolution.
-    stft = scipy.fft.rfft(frames[start:start + block] * window, axis=1)
-    power_gain = np.maximum(
-        gain[:, start:start + len(stft)].T.astype(np.float32) @ spread.T,
-        min_gain)
-    pieces = scipy.fft.irfft(stft * np.sqrt(power_gain), spec.n_fft, axis=1)
-    at = slice(start * hop, start * hop + spec.n_fft + hop * (len(stft) - 1))
+    stft = scipy.fft.rfft(frames[index] * window, axis=1)
+    pieces = scipy.fft.irfft(stft * bin_gain, native.n_fft, axis=1)
+    at = slice(start * hop, start * hop + native.n_fft + hop * (len(index) - 1))
     out[at] += _overlap_add(pieces * window, hop)
-    norm[at] += _overlap_add(
-        np.broadcast_to(window ** 2, pieces.shape), hop)
-  out = out[spec.n_fft // 2:][:len(wave)]
-  norm = norm[spec.n_fft // 2:][:len(wave)]
+    norm[at] += _overlap_add(np.broadcast_to(window ** 2, pieces.shape), hop)
+  out = out[native.n_fft // 2:][:len(wave)]
+  norm = norm[native.n_fft // 2:][:len(wave)]
   nonzero = norm > np.finfo(np.float32).tiny
   out[nonzero] /= norm[nonzero]
   return out.astype(np.float32)
@@ -361,12 +381,17 @@ def resample(wave: np.ndarray, from_sr: int, to_sr: int) -> np.ndarray:
 
 
 def save_wav(path: str, wave: np.ndarray, sr: int, pcm16: bool = True) -> None:
-  """Writes 16-bit PCM, samples outside [-1, 1] clipped, not wrapped; or
-  32-bit float as it is. (n,) or (n, channels)."""
+  """Writes a WAV atomically (no half-written file under `path`): 16-bit PCM,
+  samples outside [-1, 1] clipped, not wrapped; or 32-bit float as it is.
+  (n,) or (n, channels)."""
+  tmp = path + '.tmp'
   if pcm16:
-    soundfile.write(path, np.clip(wave, -1.0, 1.0), sr, subtype='PCM_16')
+    soundfile.write(tmp, np.clip(wave, -1.0, 1.0), sr, subtype='PCM_16',
+                    format='WAV')
   else:
-    soundfile.write(path, np.asarray(wave, np.float32), sr, subtype='FLOAT')
+    soundfile.write(tmp, np.asarray(wave, np.float32), sr, subtype='FLOAT',
+                    format='WAV')
+  os.replace(tmp, path)
 
 
 def load_input(path: str, spec: MelSpec, min_frames: int = 1) -> np.ndarray:

@@ -98,15 +98,12 @@ def _write(path: str, mel: np.ndarray, noisy: np.ndarray, spec, args,
 
 
 def _mel_denoiser(denoiser, args) -> waveform.MelDenoiser:
-  """Power mels -> denoised power mels, by the model or a classical method,
-  never turned down more than --max_attenuation_db."""
+  """Power mels -> denoised power mels, by the model or a classical method
+  (waveform.denoise_wave bounds the attenuation of both)."""
   if args.method == 'model':
-    return functools.partial(denoiser.denoise_batch,
-                             max_attenuation_db=args.max_attenuation_db)
+    return denoiser.denoise_batch
   params = baselines.params_from_flags(args.method)
-  return lambda mels: [waveform.limit_attenuation(
-      baselines.apply(args.method, m, **params), m, args.max_attenuation_db)
-                       for m in mels]
+  return lambda mels: [baselines.apply(args.method, m, **params) for m in mels]
 
 
 def _denoise_mel_files(paths, denoise_mels, spec, args, clean, failures):
@@ -122,6 +119,8 @@ def _denoise_mel_files(paths, denoise_mels, spec, args, clean, failures):
         failures.append(str(e))
     outs = denoise_mels([m for _, m in loaded])
     for (path, noisy), out in zip(loaded, outs):
+      out = waveform.limit_attenuation(out, noisy, args.max_attenuation_db,
+                                       spec.power)
       try:
         _write(path, out.astype(mel_io.stored_dtype(path)), noisy, spec, args,
                clean.get(mel_io.stem_key(path)))
@@ -139,16 +138,30 @@ def _denoise_audio_file(path, denoise_mels, spec, args, clean) -> float:
   recording = audio.read_audio(path)
   wave = recording.wave[:, 0] if recording.wave.shape[1] == 1 else (
       recording.wave)
-  out, mels = waveform.denoise_wave(wave, recording.sr, denoise_mels, spec,
-                                    args.max_attenuation_db)
-  mel = np.mean(mels, axis=0).astype(np.float32)
-  noisy = (audio.audio_to_mel(audio.resample(
-      recording.wave.mean(axis=1), recording.sr, spec.sr), spec)
-           if args.plots else None)
-  _write(path, mel, noisy, spec, args, clean)
+  try:
+    out, noisy, denoised = waveform.denoise_wave(
+        wave, recording.sr, denoise_mels, spec, args.max_attenuation_db)
+  except ValueError as e:  # e.g. samples so large their mel overflows
+    raise mel_io.MelFileError(f'{path}: {e}') from None
   audio.save_wav(stem + '.wav', out, recording.sr,
                  pcm16=recording.subtype == 'PCM_16')
+  _write(path, np.mean(denoised, axis=0).astype(np.float32),
+         np.mean(noisy, axis=0), spec, args, clean)
   return len(out) / recording.sr
+
+
+def _unique_stems(inputs: List[str], failures: List[str]) -> List[str]:
+  """The inputs, less any whose outputs would take another input's names."""
+  seen, kept = {}, []
+  for path in inputs:
+    stem = os.path.splitext(os.path.basename(path))[0]
+    if stem in seen:
+      failures.append(f'{path}: its outputs would replace those of '
+                      f'{seen[stem]} ({stem}.*); rename one')
+    else:
+      seen[stem] = path
+      kept.append(path)
+  return kept
 
 
 def _note_mixed_rates(paths: List[str]) -> None:
@@ -178,10 +191,11 @@ def run(args) -> List[str]:
            if args.clean else {})
   denoise_mels = _mel_denoiser(denoiser, args)
   os.makedirs(args.output, exist_ok=True)
-  recordings = [p for p in inputs
-                if p.lower().endswith(mel_io.AUDIO_SUFFIXES)]
   failures, start = [], time.perf_counter()
-  seconds = _denoise_mel_files([p for p in inputs if p not in recordings],
+  inputs_kept = _unique_stems(inputs, failures)
+  recordings = [p for p in inputs_kept
+                if p.lower().endswith(mel_io.AUDIO_SUFFIXES)]
+  seconds = _denoise_mel_files([p for p in inputs_kept if p not in recordings],
                                denoise_mels, spec, args, clean, failures)
   _note_mixed_rates(recordings)
   for path in recordings:
@@ -190,6 +204,8 @@ def run(args) -> List[str]:
                                      clean.get(mel_io.stem_key(path)))
     except mel_io.MelFileError as e:
       failures.append(str(e))
+    except (OSError, RuntimeError, MemoryError) as e:  # writing, libsndfile
+      failures.append(f'{path}: {type(e).__name__}: {e}'.splitlines()[0])
   elapsed = time.perf_counter() - start
   print(f'{args.method}: {len(inputs) - len(failures)} of {len(inputs)} files,'
         f' {seconds:.1f} s of audio in {elapsed:.2f} s '

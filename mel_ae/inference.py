@@ -1,8 +1,9 @@
 """Denoising with a trained model: chunked, fixed-shape, bounded memory.
 
 A mel of any length is cut into windows of `chunk_frames` output frames,
-each seen with `margin_frames` of context on both sides, so every model call
-has the same shape (one compilation) and memory does not grow with length.
+each seen with `margin_frames` of context on both sides, so model calls take
+a few shapes (a few compilations) and memory per call does not grow with
+length; a mel shorter than a chunk gets a narrower window.
 With the margin at least the model's receptive radius, the result equals
 running the model over the whole file at once, extended past its ends with
 silence or with its own frames mirrored (`infer.edge_padding`).
@@ -92,13 +93,15 @@ def denoise_model_domain(model: nn.Module, variables: Dict[str, Any],
   """Runs the model over model-domain mels (n_mels, T) of any lengths;
   `silence` is zero power in that domain (`Normalizer.silence`).
 
-  A mel shorter than `chunk` is seen as one window just wide enough for it,
-  rounded up to a multiple of gcd(chunk, margin) (a stride multiple, like
-  both): a few seconds of speech do not pay for a window of `chunk` frames,
-  and a few widths are compiled.
+  A mel shorter than `chunk` is seen as one window just wide enough for it:
+  gcd(chunk, margin) (a stride multiple, as both are) times 2^k or 3 * 2^k
+  frames. A few seconds of speech do not pay for a window of `chunk` frames,
+  and about 2 log2(chunk / gcd) widths are compiled at most.
   """
   step = math.gcd(chunk, margin)
-  widths = [min(chunk, -(-z.shape[1] // step) * step) for z in mels]
+  sizes = [chunk] + [step * m << k for m in (1, 3)
+                     for k in range(chunk.bit_length()) if step * m << k < chunk]
+  widths = [min(w for w in sizes if w >= min(z.shape[1], chunk)) for z in mels]
   per_file = [_windows(z, w, margin, silence, edge_padding)
               for z, w in zip(mels, widths)]
   centres = [None] * len(mels)
@@ -181,7 +184,8 @@ class Denoiser:
                for i, m in enumerate(mels)]
     outs = denoise_power(self.model, self.variables, self.normalizer, checked,
                          self.config.infer)
-    return [waveform.limit_attenuation(o, c, max_attenuation_db).astype(
+    return [waveform.limit_attenuation(o, c, max_attenuation_db,
+                                       self.spec.power).astype(
         np.asarray(m).dtype) for o, c, m in zip(outs, checked, mels)]
 
   def denoise(self, mel: np.ndarray,
@@ -191,7 +195,7 @@ class Denoiser:
   def denoise_audio(self, wave: np.ndarray, sr: int,
                     max_attenuation_db: Optional[float] = None) -> np.ndarray:
     """A recording (n,) or (n, channels) at `sr` -> the same shape and
-    rate, float32: the noisy STFT times the model's gain (mel_ae/waveform)."""
+    rate, float32: its STFT times the model's gain (mel_ae/waveform.py)."""
     return waveform.denoise_wave(wave, sr, self.denoise_batch, self.spec,
                                  max_attenuation_db)[0]
 
