@@ -68,8 +68,11 @@ def recording_table(outputs: Dict[str, Sequence[np.ndarray]], test,
     return []
   noisy_waves = [audio.load_audio(p, spec.sr) for p in noisy.paths]
   clean_waves = [audio.load_audio(p, spec.sr) for p in clean.paths]
+  skipped = audio_metrics.missing()
   lines = ['Recordings: the noisy STFT times each method\'s mel gain, '
-           're-analysed for the mel metrics.', '',
+           're-analysed for the mel metrics.' + (
+               f' {", ".join(skipped)} skipped (pip install -e \'.[eval]\').'
+               if skipped else ''), '',
            '| method | ' + ' | '.join(_RECORDING_COLUMNS) + ' |',
            '|---|' + '---:|' * len(_RECORDING_COLUMNS)]
   for name in _RECORDING_METHODS:
