@@ -12,8 +12,9 @@ run, one method after another. Each method denoises the folder twice: the
 first pass, plus loading the model, is 'load included' (a fresh process:
 reading the checkpoint, compiling, loading a library); the second is 'load
 excluded'. Then each denoises the folder's recordings joined into one long
-recording (DFN3 makes a fresh state, reading its model, for every
-recording: one long recording shows what it costs without that).
+recording, timed the second time (DFN3 makes a fresh state, reading its
+model, for every recording: one long recording shows what it costs without
+that).
 
   python -m experiments.audio_compare --workdir=runs/denoise \
       --noisy=mel_ae/corpus/audio/test/noisy \
@@ -108,6 +109,7 @@ def run(args) -> List[dict]:
     cold = _denoise_folder(denoise, recordings, folder)
     warm = _denoise_folder(denoise, recordings, folder)
     _, mean = evaluate.evaluate_audio_dirs(folder, args.clean, args.noisy)
+    denoise(joined_wave, rate)  # Compiles its window widths.
     start = time.perf_counter()
     denoise(joined_wave, rate)
     joined = time.perf_counter() - start
