@@ -16,13 +16,9 @@ from mel_ae import train
 CORPUS_AUDIO = os.path.join(ROOT, 'mel_ae', 'corpus', 'audio', 'test')
 
 
-@pytest.fixture(scope='module')
-def workdir(tmp_path_factory):
-  root = tmp_path_factory.mktemp('audio')
-  corpus = write_corpus(str(root / 'corpus'))
-  train.train_and_evaluate(make_tiny_config({'train': corpus['train']}),
-                           str(root / 'run'))
-  return str(root / 'run')
+@pytest.fixture
+def workdir(tiny_run):
+  return tiny_run
 
 
 def test_gain_variants_score_the_oracle_above_the_input(workdir):

@@ -67,6 +67,18 @@ def as_denoise(config, kinds=None):
   return config
 
 
+@pytest.fixture(scope='session')
+def tiny_run(tmp_path_factory) -> str:
+  """The workdir of a trained configs/tiny.py run beside its `write_corpus`
+  corpus (ROOT/run, ROOT/corpus); tests only read it."""
+  root = tmp_path_factory.mktemp('tiny_run')
+  corpus = write_corpus(str(root / 'corpus'))
+  from mel_ae import train  # pylint: disable=g-import-not-at-top
+  train.train_and_evaluate(make_tiny_config({'train': corpus['train']}),
+                           str(root / 'run'))
+  return str(root / 'run')
+
+
 @pytest.fixture
 def tiny_config(corpus):
   return make_tiny_config(corpus)

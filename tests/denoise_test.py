@@ -19,13 +19,9 @@ from mel_ae import train
 from mel_ae import writers
 
 
-@pytest.fixture(scope='module')
-def workdir(tmp_path_factory):
-  root = tmp_path_factory.mktemp('denoise')
-  corpus = write_corpus(str(root / 'corpus'))
-  train.train_and_evaluate(make_tiny_config({'train': corpus['train']}),
-                           str(root / 'run'))
-  return str(root / 'run')
+@pytest.fixture
+def workdir(tiny_run):
+  return tiny_run
 
 
 @pytest.mark.parametrize('frames', [1, 7, 64, 333])

@@ -31,4 +31,5 @@ def test_each_step_function_is_traced_once(tiny_config, tmp_path, monkeypatch,
   assert int(state.step) == tiny_config.train.num_steps
   # Steps 1..6 with evals at 3 and 6, and the test set denoised twice.
   assert counts == {'train_step': 1, 'eval_step': 1}
-  assert inference._apply._cache_size() == 1  # pylint: disable=protected-access
+  # One window width: full batches and the last windows one by one.
+  assert inference._apply._cache_size() == 2  # pylint: disable=protected-access
