@@ -142,7 +142,7 @@ def mel_filterbank(spec: MelSpec) -> np.ndarray:
   return weights
 
 
-def _window(spec: MelSpec) -> np.ndarray:
+def stft_window(spec: MelSpec) -> np.ndarray:
   # scipy.signal costs ~1 s to import: only the audio paths pay for it.
   import scipy.signal  # pylint: disable=g-import-not-at-top
   return scipy.signal.get_window('hann', spec.n_fft, fftbins=True)
@@ -159,12 +159,17 @@ def _frames(wave: np.ndarray, spec: MelSpec) -> np.ndarray:
 def _stft(wave: np.ndarray, spec: MelSpec) -> np.ndarray:
   """Complex STFT (1 + n_fft // 2, T), as librosa.stft (hann window,
   centred frames, the ends padded as spec.pad_mode says)."""
-  return np.fft.rfft(_frames(wave, spec) * _window(spec), axis=1).T
+  return np.fft.rfft(_frames(wave, spec) * stft_window(spec), axis=1).T
 
 
 def audio_to_mel(wave: np.ndarray, spec: MelSpec) -> np.ndarray:
   """Power mel (n_mels, 1 + len // hop) float32 = librosa melspectrogram."""
-  frames, window = _frames(wave, spec), _window(spec)
+  return mel_of_frames(_frames(wave, spec), spec)
+
+
+def mel_of_frames(frames: np.ndarray, spec: MelSpec) -> np.ndarray:
+  """Power mel (n_mels, T) float32 of (T, n_fft) frames of a signal."""
+  window = stft_window(spec)
   basis = mel_filterbank(spec).astype(np.float64)
   mel = np.empty((spec.n_mels, len(frames)), np.float32)
   for start in range(0, len(frames), _FRAME_BLOCK):
@@ -176,7 +181,7 @@ def audio_to_mel(wave: np.ndarray, spec: MelSpec) -> np.ndarray:
   return mel
 
 
-def _overlap_add(frames: np.ndarray, hop: int) -> np.ndarray:
+def overlap_add(frames: np.ndarray, hop: int) -> np.ndarray:
   """Sums (T, n) frames spaced `hop` apart, one hop-sized segment at a time."""
   n_frames, n = frames.shape
   n_seg = -(-n // hop)
@@ -190,10 +195,10 @@ def _overlap_add(frames: np.ndarray, hop: int) -> np.ndarray:
 
 def _istft(stft: np.ndarray, spec: MelSpec) -> np.ndarray:
   """Inverse of `_stft` (librosa.istft, center=True, length hop * (T - 1))."""
-  window = _window(spec)
+  window = stft_window(spec)
   frames = np.fft.irfft(stft, n=spec.n_fft, axis=0).T * window
-  wave = _overlap_add(frames, spec.hop_length)
-  wss = _overlap_add(np.broadcast_to(window ** 2, frames.shape),
+  wave = overlap_add(frames, spec.hop_length)
+  wss = overlap_add(np.broadcast_to(window ** 2, frames.shape),
                      spec.hop_length)
   nonzero = wss > np.finfo(np.float32).tiny
   wave[nonzero] /= wss[nonzero]
@@ -231,7 +236,7 @@ def stft_at(spec: MelSpec, sr: int) -> MelSpec:
   return dataclasses.replace(spec, sr=int(sr), n_fft=n_fft, hop_length=hop)
 
 
-def _gain_at_frames(gain: np.ndarray, spec: MelSpec, native: MelSpec,
+def gain_at_frames(gain: np.ndarray, spec: MelSpec, native: MelSpec,
                     frames: np.ndarray) -> np.ndarray:
   """The (n_mels, T) gain of `spec`'s frames, linearly interpolated in time
   at the centres of `native`'s frames (identity when the two agree)."""
@@ -241,49 +246,6 @@ def _gain_at_frames(gain: np.ndarray, spec: MelSpec, native: MelSpec,
   high = np.minimum(low + 1, gain.shape[1] - 1)
   frac = np.clip(position - low, 0.0, 1.0).astype(np.float32)
   return gain[:, low] * (1 - frac) + gain[:, high] * frac
-
-
-def apply_mel_gain(wave: np.ndarray, sr: int, gain: np.ndarray,
-                   spec: MelSpec, min_gain: float = 0.0,
-                   block: int = _FRAME_BLOCK) -> np.ndarray:
-  """The recording with each STFT bin's power scaled by the band gains of
-  its mel, never below `min_gain`; its phase is kept.
-
-  wave (n,) at its own rate `sr`; gain (n_mels, T) per band and frame of
-  the recording's mel by `spec` (at spec.sr), interpolated in time to an
-  STFT of the same frame length at `sr` and spread over its bins
-  (`bin_gain_matrix`; above spec's fmax, the top band's). The STFT is made
-  and inverted `block` frames at a time: overlap-add is a sum, so any block
-  size gives the same samples. A gain of 1 gives the wave back.
-  """
-  import scipy.fft  # pylint: disable=g-import-not-at-top
-  if gain.ndim != 2 or gain.shape[0] != spec.n_mels:
-    raise ValueError(f'gain of shape {gain.shape}, expected ({spec.n_mels}, '
-                     'frames)')
-  native = stft_at(spec, sr)
-  frames = _frames(wave, native)
-  window = _window(native).astype(np.float32)
-  spread = bin_gain_matrix(spec, sr)
-  hop, n_frames = native.hop_length, len(frames)
-  out = np.zeros(native.n_fft + hop * (n_frames - 1))
-  norm = np.zeros_like(out)
-  for start in range(0, n_frames, block):
-    index = np.arange(start, min(start + block, n_frames))
-    band_gain = _gain_at_frames(np.asarray(gain, np.float32), spec, native,
-                                index)
-    bin_gain = np.maximum(band_gain.T @ spread.T, min_gain) ** (
-        1 / spec.power)
-    # float32 FFTs: twice as fast, and far below 16-bit audio's resolution.
-    stft = scipy.fft.rfft(frames[index] * window, axis=1)
-    pieces = scipy.fft.irfft(stft * bin_gain, native.n_fft, axis=1)
-    at = slice(start * hop, start * hop + native.n_fft + hop * (len(index) - 1))
-    out[at] += _overlap_add(pieces * window, hop)
-    norm[at] += _overlap_add(np.broadcast_to(window ** 2, pieces.shape), hop)
-  out = out[native.n_fft // 2:][:len(wave)]
-  norm = norm[native.n_fft // 2:][:len(wave)]
-  nonzero = norm > np.finfo(np.float32).tiny
-  out[nonzero] /= norm[nonzero]
-  return out.astype(np.float32)
 
 
 def mel_to_stft_magnitude(mel: np.ndarray, spec: MelSpec) -> np.ndarray:
@@ -341,12 +303,31 @@ class Recording:
   subtype: str
 
 
-def read_audio(path: str) -> Recording:
-  """All channels of an audio file; unusable files raise MelFileError."""
+def audio_info(path: str):
+  """soundfile's info of a usable audio file; else MelFileError, one line."""
   if not os.path.isfile(path):
     raise mel_io.MelFileError(f'{path}: no such file')
   try:
     info = soundfile.info(path)
+  except (soundfile.SoundFileError, RuntimeError, OSError, ValueError) as e:
+    first_line = str(e).splitlines()[0] if str(e) else type(e).__name__
+    raise mel_io.MelFileError(
+        f'{path}: not a readable audio file ({first_line})') from None
+  if info.frames <= 0:
+    raise mel_io.MelFileError(f'{path}: holds no audio samples')
+  if not MIN_SR <= info.samplerate <= MAX_SR:
+    raise mel_io.MelFileError(f'{path}: sample rate {info.samplerate} Hz is '
+                              f'outside {MIN_SR}-{MAX_SR} Hz')
+  if info.subtype in _TOO_COARSE:
+    raise mel_io.MelFileError(f'{path}: {info.subtype} audio (8 bits) is too '
+                              'coarse to denoise; convert it to 16-bit PCM')
+  return info
+
+
+def read_audio(path: str) -> Recording:
+  """All channels of an audio file; unusable files raise MelFileError."""
+  info = audio_info(path)
+  try:
     wave, sr = soundfile.read(path, dtype='float32', always_2d=True)
   except (soundfile.SoundFileError, RuntimeError, OSError, ValueError) as e:
     first_line = str(e).splitlines()[0] if str(e) else type(e).__name__
@@ -354,12 +335,6 @@ def read_audio(path: str) -> Recording:
         f'{path}: not a readable audio file ({first_line})') from None
   if wave.size == 0:
     raise mel_io.MelFileError(f'{path}: holds no audio samples')
-  if not MIN_SR <= sr <= MAX_SR:
-    raise mel_io.MelFileError(f'{path}: sample rate {sr} Hz is outside '
-                              f'{MIN_SR}-{MAX_SR} Hz')
-  if info.subtype in _TOO_COARSE:
-    raise mel_io.MelFileError(f'{path}: {info.subtype} audio (8 bits) is too '
-                              'coarse to denoise; convert it to 16-bit PCM')
   if not np.all(np.isfinite(wave)):
     raise mel_io.MelFileError(f'{path}: holds NaN or infinite samples')
   return Recording(wave, int(sr), info.subtype)
@@ -381,16 +356,29 @@ def resample(wave: np.ndarray, from_sr: int, to_sr: int) -> np.ndarray:
 
 
 def save_wav(path: str, wave: np.ndarray, sr: int, pcm16: bool = True) -> None:
-  """Writes a WAV atomically (no half-written file under `path`): 16-bit PCM,
-  samples outside [-1, 1] clipped, not wrapped; or 32-bit float as it is.
-  (n,) or (n, channels)."""
+  """Writes (n,) or (n, channels) as a WAV atomically (`write_wav`)."""
+  wave = np.asarray(wave)
+  write_wav(path, [wave.reshape(len(wave), -1)], sr,
+            1 if wave.ndim == 1 else wave.shape[1], pcm16)
+
+
+def write_wav(path: str, blocks, sr: int, channels: int,
+              pcm16: bool = True) -> None:
+  """Writes (k, channels) blocks as one WAV, under a temporary name moved
+  into place at the end (never half a file under `path`): 16-bit PCM,
+  samples outside [-1, 1] clipped, not wrapped; or 32-bit float as they are.
+  """
   tmp = path + '.tmp'
-  if pcm16:
-    soundfile.write(tmp, np.clip(wave, -1.0, 1.0), sr, subtype='PCM_16',
-                    format='WAV')
-  else:
-    soundfile.write(tmp, np.asarray(wave, np.float32), sr, subtype='FLOAT',
-                    format='WAV')
+  try:
+    with soundfile.SoundFile(tmp, 'w', sr, channels, format='WAV',
+                             subtype='PCM_16' if pcm16 else 'FLOAT') as f:
+      for block in blocks:
+        f.write(np.clip(block, -1.0, 1.0) if pcm16
+                else np.asarray(block, np.float32))
+  except BaseException:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+    raise
   os.replace(tmp, path)
 
 

@@ -131,23 +131,27 @@ def _denoise_mel_files(paths, denoise_mels, spec, args, clean, failures):
 
 
 def _denoise_audio_file(path, denoise_mels, spec, args, clean) -> float:
-  """Writes <stem>.wav and <stem>.npy of one recording; returns seconds."""
+  """Writes <stem>.wav and <stem>.npy of one recording, read and written a
+  block at a time (mel_ae/waveform.py); returns its seconds."""
   stem = _stem(path, args)
   for suffix in ('.npy', '.wav'):
     mel_io.refuse_overwrite(stem + suffix, args.overwrite)
-  recording = audio.read_audio(path)
-  wave = recording.wave[:, 0] if recording.wave.shape[1] == 1 else (
-      recording.wave)
-  try:
-    out, noisy, denoised = waveform.denoise_wave(
-        wave, recording.sr, denoise_mels, spec, args.max_attenuation_db)
-  except ValueError as e:  # e.g. samples so large their mel overflows
-    raise mel_io.MelFileError(f'{path}: {e}') from None
-  audio.save_wav(stem + '.wav', out, recording.sr,
-                 pcm16=recording.subtype == 'PCM_16')
+  info = audio.audio_info(path)
+  with soundfile.SoundFile(path) as recording:
+    def read(start: int, stop: int) -> np.ndarray:
+      recording.seek(start)
+      return recording.read(stop - start, dtype='float32', always_2d=True)
+    try:
+      blocks, noisy, denoised = waveform.denoise_stream(
+          read, info.frames, info.samplerate, denoise_mels, spec,
+          args.max_attenuation_db)
+      audio.write_wav(stem + '.wav', blocks, info.samplerate, info.channels,
+                      pcm16=info.subtype == 'PCM_16')
+    except ValueError as e:  # NaN samples, or a mel that overflows
+      raise mel_io.MelFileError(f'{path}: {e}') from None
   _write(path, np.mean(denoised, axis=0).astype(np.float32),
          np.mean(noisy, axis=0), spec, args, clean)
-  return len(out) / recording.sr
+  return info.frames / info.samplerate
 
 
 def _unique_stems(inputs: List[str], failures: List[str]) -> List[str]:

@@ -64,26 +64,30 @@ def extend_ends(z: np.ndarray, before: int, after: int, silence: float,
           else np.pad(z, widths, constant_values=silence))
 
 
+def _extended(z: np.ndarray, width: int, margin: int, silence: float,
+              edge_padding: str) -> np.ndarray:
+  """A model-domain mel extended past its ends (`extend_ends`) for windows
+  of `width` output frames and `margin` of context on either side."""
+  n = -(-z.shape[1] // width)
+  return extend_ends(z, margin, n * width - z.shape[1] + margin, silence,
+                     edge_padding)
+
+
 def _windows(z: np.ndarray, chunk: int, margin: int, silence: float,
              edge_padding: str) -> np.ndarray:
-  """(n_windows, n_mels, chunk + 2 margin) views of a mel extended past
-  its ends (`extend_ends`)."""
-  n = -(-z.shape[1] // chunk)
-  padded = extend_ends(z, margin, n * chunk - z.shape[1] + margin, silence,
-                       edge_padding)
-  return np.stack([padded[:, i * chunk:i * chunk + chunk + 2 * margin]
-                   for i in range(n)])
+  """(n_windows, n_mels, chunk + 2 margin) windows of a mel extended past
+  its ends, as `denoise_model_domain` cuts them."""
+  padded = _extended(z, chunk, margin, silence, edge_padding)
+  return np.stack([padded[:, i:i + chunk + 2 * margin]
+                   for i in range(0, padded.shape[1] - 2 * margin, chunk)])
 
 
-def _run_windows(model: nn.Module, variables: Dict[str, Any],
-                 windows: np.ndarray, batch_size: int) -> np.ndarray:
-  """The model over (n, n_mels, width) windows: full batches, then the rest
-  one by one (two shapes to compile, and no padded rows computed)."""
-  full = len(windows) - len(windows) % batch_size
-  batches = [windows[i:i + batch_size] for i in range(0, full, batch_size)]
-  batches += [windows[i:i + 1] for i in range(full, len(windows))]
-  return np.concatenate([np.asarray(_apply(model, variables, b[..., None]))
-                         for b in batches])[..., 0]
+def _batches(slots: List[Tuple[int, int]], batch_size: int):
+  """Full batches of (file, window) slots, then the rest one by one: two
+  shapes to compile, and no padded rows computed."""
+  full = len(slots) - len(slots) % batch_size
+  yield from (slots[i:i + batch_size] for i in range(0, full, batch_size))
+  yield from ([slot] for slot in slots[full:])
 
 
 def denoise_model_domain(model: nn.Module, variables: Dict[str, Any],
@@ -93,6 +97,7 @@ def denoise_model_domain(model: nn.Module, variables: Dict[str, Any],
   """Runs the model over model-domain mels (n_mels, T) of any lengths;
   `silence` is zero power in that domain (`Normalizer.silence`).
 
+  Windows are cut a batch at a time: memory beyond the mels is one batch.
   A mel shorter than `chunk` is seen as one window just wide enough for it:
   gcd(chunk, margin) (a stride multiple, as both are) times 2^k or 3 * 2^k
   frames. A few seconds of speech do not pay for a window of `chunk` frames,
@@ -102,21 +107,21 @@ def denoise_model_domain(model: nn.Module, variables: Dict[str, Any],
   sizes = [chunk] + [step * m << k for m in (1, 3)
                      for k in range(chunk.bit_length()) if step * m << k < chunk]
   widths = [min(w for w in sizes if w >= min(z.shape[1], chunk)) for z in mels]
-  per_file = [_windows(z, w, margin, silence, edge_padding)
-              for z, w in zip(mels, widths)]
-  centres = [None] * len(mels)
+  outs = [np.empty(z.shape, np.float32) for z in mels]
   for width in set(widths):
     files = [i for i, w in enumerate(widths) if w == width]
-    out = _run_windows(model, variables,
-                       np.concatenate([per_file[i] for i in files]),
-                       batch_size)[:, :, margin:margin + width]
-    start = 0
-    for i in files:
-      n = len(per_file[i])
-      centres[i] = np.concatenate(list(out[start:start + n]),
-                                  axis=1)[:, :mels[i].shape[1]]
-      start += n
-  return centres
+    padded = {i: _extended(mels[i], width, margin, silence, edge_padding)
+              for i in files}
+    slots = [(i, j) for i in files
+             for j in range(0, mels[i].shape[1], width)]
+    for batch in _batches(slots, batch_size):
+      windows = np.stack([padded[i][:, j:j + width + 2 * margin]
+                          for i, j in batch])
+      result = np.asarray(_apply(model, variables, windows[..., None]))
+      for (i, j), frames in zip(batch, result[..., margin:margin + width, 0]):
+        stop = min(j + width, mels[i].shape[1])
+        outs[i][:, j:stop] = frames[:, :stop - j]
+  return outs
 
 
 def denoise_power(model: nn.Module, variables: Dict[str, Any],
@@ -128,16 +133,17 @@ def denoise_power(model: nn.Module, variables: Dict[str, Any],
   the denoised time reversal, reversed back.
   """
   def run(model_domain):
-    return [normalizer.inverse(o) for o in denoise_model_domain(
+    outs = denoise_model_domain(
         model, variables, model_domain, infer_config.chunk_frames,
         infer_config.margin_frames, infer_config.batch_size,
-        normalizer.silence, edge_padding_of(infer_config))]
+        normalizer.silence, edge_padding_of(infer_config))
+    return [normalizer.inverse(o).astype(np.float32) for o in outs]
   z = [normalizer.forward(m) for m in mels]
   power = run(z)
   if infer_config.get('flip_average', False):
     flipped = run([x[:, ::-1] for x in z])
     power = [(p + f[:, ::-1]) / 2 for p, f in zip(power, flipped)]
-  return [p.astype(np.float32) for p in power]
+  return power
 
 
 def _tuples(value):

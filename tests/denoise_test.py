@@ -58,8 +58,8 @@ def test_narrow_windows_give_what_full_chunks_give(workdir, edge_padding):
   for mel, out in zip(mels, outs):
     windows = inference._windows(  # pylint: disable=protected-access
         mel, 64, 16, d.normalizer.silence, edge_padding)
-    full = inference._run_windows(  # pylint: disable=protected-access
-        d.model, d.variables, windows, 1)[:, :, 16:80]
+    full = np.asarray(inference._apply(  # pylint: disable=protected-access
+        d.model, d.variables, windows[..., None]))[:, :, 16:80, 0]
     expected = np.concatenate(list(full), axis=1)[:, :mel.shape[1]]
     assert out.shape == mel.shape
     np.testing.assert_allclose(out, expected, atol=1e-5)
