@@ -102,8 +102,8 @@ def resampled(read: Reader, n: int, sr: int, to_sr: int) -> Tuple[Reader,
     return read, n
   g = math.gcd(sr, to_sr)
   up, down = to_sr // g, sr // g
-  reach = 10 * max(up, down) // up + 2  # resample_poly's half filter, in
-  # input samples.
+  # resample_poly's filter reaches 10 * max(up, down) taps at the up rate.
+  reach = 10 * max(up, down) // up + 2
 
   def read_out(start: int, stop: int) -> np.ndarray:
     first = max(0, (start * down // up - reach) // down * down)
@@ -188,7 +188,8 @@ def _finished(out: np.ndarray, norm: np.ndarray, base: int, half: int,
   normalised by the windows' overlap (float32)."""
   first, last = max(base, half), min(base + len(out), half + n)
   if last > first:
-    piece, weight = out[first - base:last - base], norm[first - base:last - base]
+    piece = out[first - base:last - base]
+    weight = norm[first - base:last - base]
     nonzero = weight > np.finfo(np.float32).tiny
     piece[nonzero] /= weight[nonzero, None]
     yield piece.astype(np.float32)
