@@ -17,7 +17,6 @@ is reported and skipped; the failures are listed at the end and the exit
 status is 1.
 """
 import collections
-import functools
 import os
 import sys
 import time

@@ -80,14 +80,12 @@ def _padded(read: Reader, n: int, lo: int, hi: int, pad_mode: str
   if pad_mode == 'reflect':
     index = np.abs(index)
     index = np.where(index > n - 1, 2 * (n - 1) - index, index)
-  inside = (index >= 0) & (index < n)
-  out = None
-  if inside.any():
-    first, last = index[inside].min(), index[inside].max() + 1
-    core = read(int(first), int(last))
-    out = np.zeros((hi - lo, core.shape[1]), np.float32)
-    out[inside] = core[index[inside] - first]
-  return out if out is not None else np.zeros((hi - lo, 1), np.float32)
+  inside = (index >= 0) & (index < n)  # Never empty: blocks overlap 0..n.
+  first, last = int(index[inside].min()), int(index[inside].max()) + 1
+  core = read(first, last)
+  out = np.zeros((hi - lo, core.shape[1]), np.float32)
+  out[inside] = core[index[inside] - first]
+  return out
 
 
 def resampled(read: Reader, n: int, sr: int, to_sr: int) -> Tuple[Reader,

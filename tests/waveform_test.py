@@ -1,5 +1,4 @@
 """Audio in, audio out: the noisy STFT times the denoiser's gain."""
-import os
 import struct
 import subprocess
 import sys
