@@ -18,6 +18,9 @@ def get_config() -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
   config.seed = 0
   config.distributed = False  # multi-host: jax.distributed.initialize()
+  # A model to start from ('general': the shipped one, mel_ae/pretrained.py;
+  # or a training workdir), wherever its shapes match; '': from scratch.
+  config.init_from = ''
   # Compiled XLA programs are cached here, so a rerun or resume starts in
   # seconds; '' turns the cache off.
   config.compilation_cache_dir = '~/.cache/mel_ae/xla'
@@ -174,6 +177,9 @@ def get_config() -> ml_collections.ConfigDict:
   # range before mixing (pitch and formants together: other voices);
   # (1, 1) = off.
   config.noise.freq_scale = (1.0, 1.0)
+  # Clean crops' level shifted by a uniform draw from this dB range before
+  # mixing (the noise follows at its SNR); (0, 0) = off.
+  config.noise.level_db = (0.0, 0.0)
   # 'gain' kind: noisy = clean * g, g i.i.d. per bin from this distribution
   # ('uniform' or 'loguniform') on this range (the 2020 competition's noise).
   config.noise.gain_distribution = 'uniform'

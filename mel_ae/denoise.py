@@ -1,6 +1,7 @@
 r"""Denoises files into the competition's submission format, and audio.
 
   python -m mel_ae.denoise --workdir=runs/base --input=NOISY_DIR --output=OUT
+  python -m mel_ae.denoise --pretrained=general --input=NOISY_DIR --output=OUT
   python -m mel_ae.denoise --method=spectral_subtraction --input=F.npy \
       --output=OUT [--audio] [--plots --clean=CLEAN_DIR]
 
@@ -34,6 +35,7 @@ from mel_ae import cli
 from mel_ae import inference
 from mel_ae import mel_io
 from mel_ae import plots
+from mel_ae import pretrained
 from mel_ae import waveform
 
 _METHODS = ['model'] + sorted(baselines.METHODS)
@@ -45,6 +47,8 @@ def _define_flags() -> None:
   flags.DEFINE_enum('method', 'model', _METHODS, 'Denoiser to run.')
   flags.DEFINE_string('workdir', None, 'Training workdir (for --method=model,'
                       ' and for the mel parameters of audio inputs).')
+  flags.DEFINE_string('pretrained', None, "A model shipped in the package "
+                      "instead of --workdir: 'general' (any voice).")
   flags.DEFINE_string('step', '', "Checkpoint step, or 'best' (the least "
                       'validation metric); default: the latest.')
   flags.DEFINE_bool('audio', False, 'Also write a Griffin-Lim <stem>.wav for'
@@ -96,16 +100,34 @@ def _write(path: str, mel: np.ndarray, noisy: np.ndarray, spec, args,
                stem + '.png')
 
 
-def _mel_denoiser(denoiser, args) -> waveform.MelDenoiser:
+class _VoiceLosses:
+  """The model's `loud_changes` of every input, by file, for one warning
+  at the end; `files`: the inputs of the next call (or its one file)."""
+
+  def __init__(self):
+    self.changes, self.names, self.files = [], [], []
+
+  def add(self, changes) -> None:
+    self.changes.extend(changes)
+    self.names.extend(self.files if len(self.files) == len(changes)
+                      else self.files[:1] * len(changes))
+
+
+def _mel_denoiser(denoiser, args, voice: _VoiceLosses) -> waveform.MelDenoiser:
   """Power mels -> denoised power mels, by the model or a classical method
   (waveform.denoise_wave bounds the attenuation of both)."""
   if args.method == 'model':
-    return denoiser.denoise_batch
+    def denoise(mels):
+      outs = denoiser.denoise_batch(mels, warn=False)
+      voice.add(denoiser.loud_changes(mels, outs))
+      return outs
+    return denoise
   params = baselines.params_from_flags(args.method)
   return lambda mels: [baselines.apply(args.method, m, **params) for m in mels]
 
 
-def _denoise_mel_files(paths, denoise_mels, spec, args, clean, failures):
+def _denoise_mel_files(paths, denoise_mels, spec, args, clean, failures,
+                       voice: _VoiceLosses):
   """Denoises .npy inputs a group at a time; returns their seconds of audio."""
   frames = 0
   for i in range(0, len(paths), args.files_per_batch):
@@ -116,6 +138,7 @@ def _denoise_mel_files(paths, denoise_mels, spec, args, clean, failures):
         loaded.append((path, audio.load_input(path, spec)))
       except mel_io.MelFileError as e:
         failures.append(str(e))
+    voice.files = [path for path, _ in loaded]
     outs = denoise_mels([m for _, m in loaded])
     for (path, noisy), out in zip(loaded, outs):
       out = waveform.limit_attenuation(out, noisy, args.max_attenuation_db,
@@ -129,10 +152,12 @@ def _denoise_mel_files(paths, denoise_mels, spec, args, clean, failures):
   return frames * spec.hop_length / spec.sr
 
 
-def _denoise_audio_file(path, denoise_mels, spec, args, clean) -> float:
+def _denoise_audio_file(path, denoise_mels, spec, args, clean,
+                        voice: _VoiceLosses) -> float:
   """Writes <stem>.wav and <stem>.npy of one recording, read and written a
   block at a time (mel_ae/waveform.py); returns its seconds."""
   stem = _stem(path, args)
+  voice.files = [path]
   for suffix in ('.npy', '.wav'):
     mel_io.refuse_overwrite(stem + suffix, args.overwrite)
   info = audio.audio_info(path)
@@ -183,28 +208,39 @@ def _note_mixed_rates(paths: List[str]) -> None:
               'inputs; written at its own rate', file=sys.stderr)
 
 
+def _load_denoiser(args) -> Optional[inference.Denoiser]:
+  if args.pretrained and args.workdir:
+    raise mel_io.MelFileError('give --workdir or --pretrained, not both')
+  if args.pretrained:
+    return inference.load_pretrained(args.pretrained)
+  if args.method == 'model' or args.workdir:
+    return inference.load(args.workdir, cli.parse_step(args.step))
+  return None
+
+
 def run(args) -> List[str]:
   """Denoises every input; returns the one-line failures."""
-  denoiser = (inference.load(args.workdir, cli.parse_step(args.step))
-              if args.method == 'model' or args.workdir else None)
+  denoiser = _load_denoiser(args)
   spec = denoiser.spec if denoiser else audio.MelSpec()
   inputs = _inputs(args.input)
   _check_output(inputs, args.output)
   clean = ({mel_io.stem_key(p): p for p in mel_io.list_files(args.clean)}
            if args.clean else {})
-  denoise_mels = _mel_denoiser(denoiser, args)
+  voice = _VoiceLosses()
+  denoise_mels = _mel_denoiser(denoiser, args, voice)
   os.makedirs(args.output, exist_ok=True)
   failures, start = [], time.perf_counter()
   inputs_kept = _unique_stems(inputs, failures)
   recordings = [p for p in inputs_kept
                 if p.lower().endswith(mel_io.AUDIO_SUFFIXES)]
   seconds = _denoise_mel_files([p for p in inputs_kept if p not in recordings],
-                               denoise_mels, spec, args, clean, failures)
+                               denoise_mels, spec, args, clean, failures,
+                               voice)
   _note_mixed_rates(recordings)
   for path in recordings:
     try:
       seconds += _denoise_audio_file(path, denoise_mels, spec, args,
-                                     clean.get(mel_io.stem_key(path)))
+                                     clean.get(mel_io.stem_key(path)), voice)
     except mel_io.MelFileError as e:
       failures.append(str(e))
     except (OSError, RuntimeError, MemoryError) as e:  # writing, libsndfile
@@ -213,6 +249,9 @@ def run(args) -> List[str]:
   print(f'{args.method}: {len(inputs) - len(failures)} of {len(inputs)} files,'
         f' {seconds:.1f} s of audio in {elapsed:.2f} s '
         f'(real-time factor {elapsed / max(seconds, 1e-9):.4f})')
+  warning = denoiser and denoiser.unknown_voices(voice.changes, voice.names)
+  if warning:
+    print(warning, file=sys.stderr)
   return failures
 
 
@@ -222,7 +261,8 @@ def main(argv):
   cli.quiet_library_logs()
   try:
     failures = run(flags.FLAGS)
-  except (mel_io.MelFileError, checkpointing.CheckpointError) as e:
+  except (mel_io.MelFileError, checkpointing.CheckpointError,
+          pretrained.PretrainedError) as e:
     sys.exit(f'error: {e}')
   if failures:
     print(f'{len(failures)} file(s) failed:', file=sys.stderr)

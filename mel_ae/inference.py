@@ -13,6 +13,7 @@ import functools
 import math
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
+from absl import logging
 import flax.linen as nn
 import jax
 import ml_collections
@@ -23,7 +24,9 @@ from mel_ae import backends
 from mel_ae import checkpointing
 from mel_ae import features
 from mel_ae import mel_io
+from mel_ae import metrics
 from mel_ae import models
+from mel_ae import pretrained
 from mel_ae import waveform
 
 
@@ -31,6 +34,10 @@ from mel_ae import waveform
 # first and last frame (np.pad's 'reflect'): training crops never end, so
 # a model trained on them has only seen the second.
 EDGE_PADDINGS = ('silence', 'reflect')
+# A file whose loudest bins lose this many dB more than the model's own
+# validation ever lost is taken for a voice the model does not know
+# (chosen on held-out voices: experiments/voices/README.md).
+UNKNOWN_VOICE_MARGIN_DB = 1.0
 
 
 def edge_padding_of(infer) -> str:
@@ -168,6 +175,9 @@ class Denoiser:
   step: int
   conv_impl: str = 'auto'
   output_mode: Optional[str] = None
+  # The most its validation windows' loudest bins lost
+  # (`metrics.loud_power_change_db`, 1st percentile); None: not measured.
+  val_loud_change_db: Optional[float] = None
 
   @property
   def model(self) -> nn.Module:
@@ -181,18 +191,52 @@ class Denoiser:
     return audio.MelSpec.from_config(self.config.audio)
 
   def denoise_batch(self, mels: Sequence[np.ndarray],
-                    max_attenuation_db: Optional[float] = None
-                    ) -> List[np.ndarray]:
+                    max_attenuation_db: Optional[float] = None,
+                    warn: bool = True) -> List[np.ndarray]:
     """Power mels (n_mels, T) of any lengths -> same shapes and dtypes, no
-    bin turned down more than `max_attenuation_db` (None: unbounded)."""
+    bin turned down more than `max_attenuation_db` (None: unbounded); with
+    `warn`, one warning line where a voice seems unknown to the model
+    (`unknown_voices`)."""
     checked = [mel_io.validate_mel(np.asarray(m), f'input {i}',
                                    self.config.audio.n_mels)
                for i, m in enumerate(mels)]
     outs = denoise_power(self.model, self.variables, self.normalizer, checked,
                          self.config.infer)
-    return [waveform.limit_attenuation(o, c, max_attenuation_db,
+    outs = [waveform.limit_attenuation(o, c, max_attenuation_db,
                                        self.spec.power).astype(
         np.asarray(m).dtype) for o, c, m in zip(outs, checked, mels)]
+    if warn:
+      line = self.unknown_voices(self.loud_changes(checked, outs))
+      if line:
+        logging.warning(line)
+    return outs
+
+  def loud_changes(self, noisy: Sequence[np.ndarray],
+                   denoised: Sequence[np.ndarray]) -> List[Optional[float]]:
+    """Per input, the dB its loudest bins lost where that is more than
+    the model's own validation ever lost plus UNKNOWN_VOICE_MARGIN_DB
+    (speech it takes for noise: a voice it was not trained on); else None."""
+    if self.val_loud_change_db is None:
+      return [None] * len(noisy)
+    limit = self.val_loud_change_db - UNKNOWN_VOICE_MARGIN_DB
+    changes = [metrics.loud_power_change_db(n, d)
+               for n, d in zip(noisy, denoised)]
+    return [c if c < limit else None for c in changes]
+
+  def unknown_voices(self, changes: Sequence[Optional[float]],
+                     names: Optional[Sequence[str]] = None) -> Optional[str]:
+    """One warning line where inputs lost more than the model's own voice
+    ever did (`changes` from `loud_changes`); None where none did."""
+    lost = [(c, i) for i, c in enumerate(changes) if c is not None]
+    if not lost:
+      return None
+    worst, index = min(lost)
+    name = names[index] if names else f'input {index}'
+    return (f'warning: {len(lost)} of {len(changes)} inputs lost up to '
+            f'{-worst:.1f} dB of their loudest power ({name}), where this '
+            f'model never lost more than {-self.val_loud_change_db:.1f} dB on'
+            ' its training voice: a voice it was not trained on? '
+            '`--pretrained=general` denoises any voice.')
 
   def denoise(self, mel: np.ndarray,
               max_attenuation_db: Optional[float] = None) -> np.ndarray:
@@ -224,4 +268,18 @@ def load(workdir: str, step: Union[None, int, str] = None,
   step, meta, variables = checkpointing.read_for_inference(workdir, step)
   return Denoiser(ml_collections.ConfigDict(_tuples(meta['config'])),
                   variables, features.Normalizer.from_dict(meta['normalizer']),
-                  step, conv_impl, checkpointing.saved_output_mode(meta))
+                  step, conv_impl, checkpointing.saved_output_mode(meta),
+                  meta.get('val_loud_change_db'))
+
+
+def load_pretrained(name: str = 'general', conv_impl: str = 'auto'
+                    ) -> Denoiser:
+  """A model shipped in the package (mel_ae/pretrained.py), ready to
+  denoise; its variables checked against the digest it shipped with."""
+  denoiser = load(pretrained.workdir(name), conv_impl=conv_impl)
+  if name in pretrained.DIGESTS and checkpointing.digest(
+      denoiser.variables) != pretrained.DIGESTS[name]:
+    raise checkpointing.CheckpointError(
+        f'pretrained {name!r}: its files do not match the digest it '
+        'shipped with (reinstall mel_ae)')
+  return denoiser

@@ -27,7 +27,13 @@ def check_config(d, stride: int) -> List[Tuple[bool, str]]:
       (d.log_eps > 0, 'data.log_eps must be > 0'),
       (0 <= d.val_fraction < 1, 'data.val_fraction must be in [0, 1)'),
       (d.crop_past_ends >= 0, 'data.crop_past_ends must be >= 0'),
-      (os.path.isdir(d.train_dir), f'data.train_dir {d.train_dir} does not exist'),
+      (bool(d.train_dir), 'data.train_dir is empty: training (and adapting '
+       'a model to a speaker) needs clean speech; noisy files alone cannot '
+       'teach a model what the speaker sounds like. Without clean files, '
+       'denoise with the general model as it is: python -m mel_ae.denoise '
+       '--pretrained=general --input=NOISY --output=OUT'),
+      (not d.train_dir or os.path.isdir(d.train_dir),
+       f'data.train_dir {d.train_dir} does not exist'),
       (bool(d.test_noisy_dir) == bool(d.test_clean_dir),
        'set both data.test_noisy_dir and data.test_clean_dir, or neither'),
   ]
@@ -178,8 +184,17 @@ class NoisyCropSampler:
     return np.stack([audio.warp_frequency(c, np.exp(rng.uniform(low, high)),
                                     self._centres_hz) for c in clean])
 
+  def _level(self, clean: np.ndarray, step: int) -> np.ndarray:
+    """Each crop at a random level: noise.level_db's range, uniform in dB
+    (a model for anyone's recordings meets any loudness)."""
+    low, high = self._noise.level_db
+    if low == high == 0:
+      return clean
+    rng = np.random.default_rng([self._seed, step, 4])
+    return clean * 10 ** (rng.uniform(low, high, (len(clean), 1, 1)) / 10)
+
   def __call__(self, step: int) -> dict:
-    clean = self._warp(self._crops(step)[..., 0], step)
+    clean = self._level(self._warp(self._crops(step)[..., 0], step), step)
     rng = np.random.default_rng([self._seed, step, 1])
     noisy = np.stack([self._bank.corrupt(c, rng) for c in clean])
     return {'input': self._normalizer.forward(noisy)[..., None],

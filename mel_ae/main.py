@@ -25,6 +25,7 @@ from mel_ae import checkpointing
 from mel_ae import cli
 from mel_ae import fit_noise
 from mel_ae import mel_io
+from mel_ae import pretrained
 from mel_ae import train
 from mel_ae import training_data
 from mel_ae.backends import host_memory
@@ -82,7 +83,7 @@ def main(argv):
     train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
   except (train.ConfigError, training_data.DataError, mel_io.MelFileError,
           fit_noise.NoiseFitError, checkpointing.CheckpointError,
-          FloatingPointError) as e:
+          pretrained.PretrainedError, FloatingPointError) as e:
     sys.exit(f'error: {e}')
 
 

@@ -54,6 +54,29 @@ def lsd_db(pred: np.ndarray, ref: np.ndarray,
   return float(np.mean(per_frame))
 
 
+# `loud_power_change_db` looks at this fraction of a mel's frames (the
+# loudest) and of their bins: where speech dominates the noise.
+LOUD_FRACTION = 0.2
+
+
+def loud_power_change_db(noisy: np.ndarray, denoised: np.ndarray) -> float:
+  """dB change of the power in a noisy mel's loudest bins of its loudest
+  frames, from input to output.
+
+  Those bins are mostly speech, so a model that knows the voice keeps
+  their power (its own validation: within ~1 dB), and one that takes the
+  voice for noise removes several dB there (mel_ae/inference.py warns).
+  """
+  noisy = np.asarray(noisy, np.float64)
+  denoised = np.asarray(denoised, np.float64)
+  energy = noisy.sum(axis=0)
+  frames = energy >= np.quantile(energy, 1 - LOUD_FRACTION)
+  x, y = noisy[:, frames], denoised[:, frames]
+  loud = x >= np.quantile(x, 1 - LOUD_FRACTION)
+  return float(10 * np.log10((y[loud].sum() + _ABS_FLOOR)
+                             / (x[loud].sum() + _ABS_FLOOR)))
+
+
 def _scores(pred, ref, normalizer, prefix=''):
   return {
       prefix + 'competition_mse': competition_mse(pred, ref),

@@ -38,6 +38,8 @@ def check_config(n) -> List[Tuple[bool, str]]:
        f'noise.kinds and noise.additive_kinds must be among {KINDS}'),
       (len(n.snr_db) == 2 and n.snr_db[0] <= n.snr_db[1],
        'noise.snr_db must be (low, high)'),
+      (len(n.level_db) == 2 and n.level_db[0] <= n.level_db[1],
+       'noise.level_db must be (low, high)'),
       pair('freq_scale'), pair('babble_freq_scale'), pair('gain_range'),
       (n.gain_distribution in noise_model.GAIN_DISTRIBUTIONS,
        f'noise.gain_distribution must be one of '

@@ -23,6 +23,7 @@ from mel_ae import input_pipeline
 from mel_ae import metrics
 from mel_ae import models
 from mel_ae import noise_bank
+from mel_ae import pretrained
 from mel_ae import report
 from mel_ae import training_data
 from mel_ae import writers
@@ -259,16 +260,25 @@ def _denoise_test(model, state: TrainState, data: training_data.Data,
 def _validation_metrics(recon: np.ndarray, val: training_data.Validation,
                         normalizer: features.Normalizer) -> Dict[str, float]:
   """MSE in the model domain and in raw power (comparable across transforms:
-  the competition's domain), and LSD, over real frames only."""
+  the competition's domain), and LSD, over real frames only; and how much
+  power the loudest bins lose (`metrics.loud_power_change_db`), which
+  inference compares a file with to tell a voice the model does not know."""
   weight = np.broadcast_to(val.mask, val.targets.shape)
   pred, ref = normalizer.inverse(recon), normalizer.inverse(val.targets)
   lsd = [metrics.lsd_db(p[:, m], r[:, m]) for p, r, m in zip(
       pred[..., 0], ref[..., 0], val.mask[:, 0, :, 0] > 0) if m.any()]
+  noisy = normalizer.inverse(val.inputs)
+  loud_change = [metrics.loud_power_change_db(n[:, m], p[:, m]) for n, p, m in
+                 zip(noisy[..., 0], pred[..., 0], val.mask[:, 0, :, 0] > 0)
+                 if m.sum() >= 1 / metrics.LOUD_FRACTION]
   return {'val_mse': float(np.average((recon - val.targets) ** 2,
                                       weights=weight)),
           'val_power_mse': float(np.average((pred - ref) ** 2,
                                             weights=weight)),
-          'val_lsd_db': float(np.mean(lsd))}
+          'val_lsd_db': float(np.mean(lsd)),
+          # The most a validation window's loudest bins lost (1st
+          # percentile): what the model does to speech it knows.
+          'val_loud_change_db': float(np.percentile(loud_change, 1))}
 
 
 def evaluate(state: TrainState, data: training_data.Data,
@@ -382,6 +392,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
         features.Normalizer.from_dict(meta['normalizer']))
   if state is None:
     state = init_train_state(init, replicated)
+    if config.init_from:  # The start's own domain: its weights expect it.
+      state, normalizer, line = pretrained.initialize(
+          state, config.init_from, config.data.transform)
+      data = data.with_normalizer(normalizer)
+      logging.info(line)
   logging.info('Model: %d trainable parameters',
                models.count_params(state.params))
   loss = make_loss(config, data.normalizer, fitted_mode)
@@ -424,6 +439,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
         row.update(results)
         if t.best_metric in results:
           metric = (t.best_metric, results[t.best_metric])
+        if 'val_loud_change_db' in results:
+          meta['val_loud_change_db'] = results['val_loud_change_db']
       if writer:
         writer.write(step, row)
         if step % t.eval_every == 0 or is_last:

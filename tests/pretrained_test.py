@@ -1,0 +1,147 @@
+"""Starting from a trained model, the shipped general model, and the
+warning a model gives where a voice seems unknown to it."""
+import os
+import subprocess
+import sys
+
+from conftest import ROOT, as_denoise, make_tiny_config, write_corpus
+from flax import traverse_util
+import jax
+import numpy as np
+import pytest
+
+from mel_ae import checkpointing
+from mel_ae import features
+from mel_ae import inference
+from mel_ae import metrics
+from mel_ae import pretrained
+from mel_ae import train
+
+
+def _flat(tree):
+  return {k: np.asarray(v) for k, v in
+          traverse_util.flatten_dict(tree).items()}
+
+
+def _fresh_state(config):
+  shape = (2, config.audio.n_mels, config.data.crop_frames, 1)
+  return train.create_train_state(jax.random.PRNGKey(7), config, shape)
+
+
+def test_init_from_copies_every_matching_parameter(tiny_run, tmp_path):
+  corpus = write_corpus(str(tmp_path / 'other'), seed=3)
+  config = make_tiny_config({'train': corpus['train']})
+  state, normalizer, line = pretrained.initialize(
+      _fresh_state(config), tiny_run, 'root')
+  meta, start = pretrained.read(tiny_run)
+  for tree in ('params', 'batch_stats'):
+    got, want = _flat(getattr(state, tree)), _flat(start[tree])
+    assert got.keys() == want.keys()
+    for key in want:
+      np.testing.assert_array_equal(got[key], want[key])
+  assert normalizer == features.Normalizer.from_dict(meta['normalizer'])
+  assert '(100%)' in line
+  # Training from it runs in the start's domain, not in one fitted anew.
+  config.train.num_steps = 1
+  config.init_from = tiny_run
+  train.train_and_evaluate(config, str(tmp_path / 'run'))
+  saved = checkpointing.read_for_inference(str(tmp_path / 'run'))[1]
+  assert saved['normalizer'] == meta['normalizer']
+  fitted = train.training_data.load_data(config).normalizer
+  assert fitted != normalizer
+
+
+def test_init_from_keeps_fresh_the_layers_whose_shapes_differ(tiny_run,
+                                                              tmp_path):
+  corpus = write_corpus(str(tmp_path / 'other'), seed=3)
+  config = make_tiny_config({'train': corpus['train']})
+  config.model.decoder_channels = (6,)  # The last layers change shape.
+  fresh = _fresh_state(config)
+  state, _, line = pretrained.initialize(fresh, tiny_run, 'root')
+  _, start = pretrained.read(tiny_run)
+  got, want, new = (_flat(state.params), _flat(start['params']),
+                    _flat(fresh.params))
+  same = [k for k in want if k in got and got[k].shape == want[k].shape]
+  differ = [k for k in got if k not in same]
+  assert same and differ and 'the rest fresh' in line
+  for key in same:
+    np.testing.assert_array_equal(got[key], want[key])
+  for key in differ:
+    np.testing.assert_array_equal(got[key], new[key])
+
+
+def test_init_from_refuses_in_one_line(tiny_run, tmp_path):
+  corpus = write_corpus(str(tmp_path / 'other'), seed=3)
+  config = make_tiny_config({'train': corpus['train']})
+  config.init_from = str(tmp_path / 'nowhere')
+  with pytest.raises(pretrained.PretrainedError, match='neither a shipped'):
+    train.train_and_evaluate(config, str(tmp_path / 'a'))
+  config.init_from = tiny_run
+  config.data.transform = 'log'
+  with pytest.raises(pretrained.PretrainedError, match="'root'"):
+    train.train_and_evaluate(config, str(tmp_path / 'b'))
+
+
+def test_noisy_files_alone_are_refused_plainly(tmp_path):
+  result = subprocess.run(
+      [sys.executable, '-m', 'mel_ae.main', '--config=configs/tiny.py',
+       f'--workdir={tmp_path / "w"}', '--config.data.train_dir='],
+      cwd=ROOT, capture_output=True, text=True, timeout=300)
+  assert result.returncode != 0
+  last = result.stderr.strip().splitlines()[-1]
+  assert last.startswith('error: data.train_dir is empty')
+  assert '--pretrained=general' in last
+
+
+def test_loud_power_change_reads_the_loudest_bins():
+  rng = np.random.default_rng(0)
+  noisy = rng.exponential(1.0, (128, 100)) + 1e-3
+  assert metrics.loud_power_change_db(noisy, noisy) == pytest.approx(0.0)
+  assert metrics.loud_power_change_db(noisy, noisy / 10) == pytest.approx(-10)
+  # Quiet bins turned down leave the loudest untouched.
+  quiet = noisy < np.quantile(noisy, 0.5)
+  assert metrics.loud_power_change_db(
+      noisy, np.where(quiet, 0, noisy)) == pytest.approx(0.0)
+
+
+def test_a_voice_the_model_takes_for_noise_is_named_in_one_line(tiny_run):
+  denoiser = inference.load(tiny_run)
+  rng = np.random.default_rng(1)
+  mels = [rng.exponential(100.0, (128, 80)).astype(np.float32)
+          for _ in range(3)]
+  kept = list(mels)
+  lost = [mels[0], mels[1] / 10, mels[2]]  # the second lost 10 dB
+  denoiser.val_loud_change_db = -1.0
+  assert denoiser.unknown_voices(denoiser.loud_changes(mels, kept)) is None
+  line = denoiser.unknown_voices(denoiser.loud_changes(mels, lost),
+                                 ['a.npy', 'b.npy', 'c.npy'])
+  assert '\n' not in line and '1 of 3 inputs' in line
+  assert 'b.npy' in line and '10.0 dB' in line and 'general' in line
+  denoiser.val_loud_change_db = None  # A model saved before the check.
+  assert denoiser.unknown_voices(denoiser.loud_changes(mels, lost)) is None
+
+
+def test_training_saves_what_its_validation_lost(tiny_run, tmp_path):
+  meta = checkpointing.read_for_inference(tiny_run)[1]
+  assert meta['val_loud_change_db'] <= 0.5
+  corpus = write_corpus(str(tmp_path / 'c'))
+  config = as_denoise(make_tiny_config({'train': corpus['train']}),
+                      ('white',))
+  config.train.num_steps = 3
+  train.train_and_evaluate(config, str(tmp_path / 'run'))
+  denoiser = inference.load(str(tmp_path / 'run'))
+  assert np.isfinite(denoiser.val_loud_change_db)
+
+
+def test_level_augmentation_scales_clean_and_noise_together(tmp_path):
+  corpus = write_corpus(str(tmp_path / 'c'))
+  config = as_denoise(make_tiny_config({'train': corpus['train']}),
+                      ('white',))
+  data = train.training_data.load_data(config)
+  plain = train.training_data.make_sampler(config, data)(1)
+  config.noise.level_db = (10.0, 10.0)
+  louder = train.training_data.make_sampler(config, data)(1)
+  inverse = data.normalizer.inverse
+  for key in ('input', 'target'):
+    np.testing.assert_allclose(inverse(louder[key]),
+                               10 * inverse(plain[key]), rtol=1e-4, atol=1e-5)
