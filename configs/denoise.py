@@ -37,13 +37,14 @@ def get_config():
   config.train.mode = 'denoise'
   config.noise.kinds = ('fitted',)
   # Additive noise: each noisy file's quiet frames at their own power
-  # (experiments/sweeps/texture_levels.py, on validation).
+  # (experiments/training_noise/sweeps/texture_levels.py, on validation).
   config.noise.texture_levels = 'own'
   # Every additive mix with the speech x noise cross term that mixing in
-  # the waveform gives (experiments/sweeps/cross_term.py, on validation).
+  # the waveform gives (experiments/training_noise/sweeps/cross_term.py, on
+  # validation).
   config.noise.cross_std = 0.4
   # The data's own noise in half the crops, the prior's five kinds in the
-  # rest (experiments/sweeps/fitted_weight.py, on validation).
+  # rest (experiments/training_noise/sweeps/fitted_weight.py, on validation).
   config.noise.fitted_weight = 5.0
   config.model.name = 'unet'
   config.model.encoder_channels = (16, 32, 64)
