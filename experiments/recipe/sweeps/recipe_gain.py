@@ -10,7 +10,7 @@ changed per point, 500 steps each (a third of the recipe's budget):
 - a log-spectral term beside the raw-power loss (train.loss_log_weight);
 - root-16 power in (the seed's domain), the U-Net's output taken as is.
 Flip-averaged inference is measured on the recipe's own run
-(experiments/README.md)."""
+(experiments/recipe/README.md)."""
 import os
 
 from experiments.sweeps import common

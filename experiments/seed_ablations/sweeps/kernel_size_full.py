@@ -1,6 +1,7 @@
 """The kernel-size study at configs/base.py's full budget (1000 steps), one
 seed: at the shared 400-step budget every model is still near the
-predict-silence level in the competition metric (experiments/README.md)."""
+predict-silence level in the competition metric
+(experiments/seed_ablations/README.md)."""
 
 
 def get_sweep():
