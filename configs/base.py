@@ -211,7 +211,7 @@ def get_config() -> ml_collections.ConfigDict:
   # The cross term (as noise.cross_std) of the validation noise: real
   # additive noise is mixed in the waveform, whatever training assumes.
   # Speech with noise: 0.40-0.46 below 1 kHz, 0.25-0.34 above
-  # (`python -m experiments.cross_term`).
+  # (`python -m experiments.training_noise.cross_term`).
   config.noise.val_cross_std = 0.4
 
   # Denoising a whole file: windows of chunk_frames outputs, each with

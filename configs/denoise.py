@@ -25,7 +25,8 @@ inference averages the mel with its time reversal, each extended past
 its ends by its own frames mirrored.
 AdamW on a one-cycle schedule, whose peak the output form sets: 1.2e-2
 for 'kernel', 1e-3 for 'residual' (each family's best on validation).
-Recipe choices and their ablation: experiments/README.md.
+Recipe choices and their ablation: experiments/recipe/README.md and
+experiments/training_noise/README.md.
 """
 import ml_collections
 
@@ -37,13 +38,14 @@ def get_config():
   config.train.mode = 'denoise'
   config.noise.kinds = ('fitted',)
   # Additive noise: each noisy file's quiet frames at their own power
-  # (experiments/sweeps/texture_levels.py, on validation).
+  # (experiments/training_noise/sweeps/texture_levels.py, on validation).
   config.noise.texture_levels = 'own'
   # Every additive mix with the speech x noise cross term that mixing in
-  # the waveform gives (experiments/sweeps/cross_term.py, on validation).
+  # the waveform gives (experiments/training_noise/sweeps/cross_term.py, on
+  # validation).
   config.noise.cross_std = 0.4
   # The data's own noise in half the crops, the prior's five kinds in the
-  # rest (experiments/sweeps/fitted_weight.py, on validation).
+  # rest (experiments/training_noise/sweeps/fitted_weight.py, on validation).
   config.noise.fitted_weight = 5.0
   config.model.name = 'unet'
   config.model.encoder_channels = (16, 32, 64)
@@ -67,16 +69,16 @@ def get_config():
   config.train.weight_decay = 1e-2
   # The 'residual' output (additive noise) trains best with the 16 frames
   # at either crop edge out of the loss; the 'kernel' output worst (on
-  # validation, whole files: experiments/README.md).
+  # validation, whole files: experiments/recipe/README.md).
   config.train.output_loss_border_frames = ml_collections.ConfigDict(
       {'residual': 16})
   config.infer.flip_average = True
   # The U-Net's receptive radius is 26 frames (29 with the 'kernel' output's
   # 3x7 window): 32 frames of context give what one pass gives, at half the
-  # margin's cost (measured: experiments/README.md, audio).
+  # margin's cost (measured: experiments/audio/README.md).
   config.infer.margin_frames = 32
   # A noisy file's ends mirrored, not silence, which no training crop has
-  # (on validation, whole held-out files: experiments/README.md).
+  # (on validation, whole held-out files: experiments/recipe/README.md).
   config.infer.edge_padding = 'reflect'
   config.train.num_steps = 2000  # about 9 minutes on 2 CPU cores
   return config

@@ -12,7 +12,7 @@ the power and the least gain to keep (`output_mode='subtract'`): a loud
 speech bin can lose at most `max_subtraction` noise floors, so a voice the
 model never heard passes (a free mask, `--config.model.output_mode=mask`,
 scores better on the training voice and removes other voices; see
-experiments/README.md). The loss is weighted toward raw power, and a
+experiments/subtract/README.md). The loss is weighted toward raw power, and a
 full-resolution skip keeps detail that the pooling would lose. It knows
 additive noise only; configs/denoise.py learns whatever the noisy files have.
 """

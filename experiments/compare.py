@@ -5,8 +5,8 @@ r"""Scores trained models beside the classical baselines on a paired test set.
 
 A workdir may name a checkpoint step, `name:workdir@1000`; the default is
 the latest. `--preds=name:folder,...` adds folders of precomputed
-predictions (one .npy per noisy file, same stem; e.g. experiments/winner.py
-writes them). Prints a markdown table (competition MSE in raw power,
+predictions (one .npy per noisy file, same stem; e.g.
+experiments/recipe/winner.py writes them). Prints a markdown table (competition MSE in raw power,
 normalised MSE, LSD, improvement over the noisy input), means over files;
 the normalised domain is root 16 fitted on the clean references, the same
 for every method. With `--manifest` (the corpus' manifest.json, which names

@@ -1,7 +1,7 @@
 """Ablation sweeps: a grid of config overrides, one training run per point.
 
-  python -m experiments.sweep experiments/sweeps/kernel_size.py --parallel=1
-  python -m experiments.sweep experiments/sweeps/*.py --dry_run
+  python -m experiments.sweep experiments/seed_ablations/sweeps/kernel_size.py
+  python -m experiments.sweep experiments/*/sweeps/*.py --dry_run
 
 A sweep file is a Python module whose `get_sweep()` returns
 
@@ -19,8 +19,10 @@ Every point runs `python -m mel_ae.main --config=... --workdir=ROOT/<name>/
 a crash of one point does not stop the others). Rerunning a sweep skips the
 finished points and resumes interrupted ones from their checkpoints; raising
 train.num_steps in the file extends the existing runs. Afterwards each run's
-final metrics are gathered into experiments/results/<name>.md, .csv and .png;
-the exit status is non-zero if any point failed.
+final metrics are gathered into <name>.md, .csv and .png in the study's
+results/ folder (beside the sweeps/ folder that holds the file, e.g.
+experiments/seed_ablations/results/); the exit status is non-zero if any point
+failed.
 """
 import concurrent.futures
 import csv
@@ -47,8 +49,10 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FLAGS = flags.FLAGS
 flags.DEFINE_string('root', os.path.join(REPO, 'runs', 'sweeps'),
                     'Workdirs go to ROOT/<sweep name>/<point name>.')
-flags.DEFINE_string('results_dir', os.path.join(REPO, 'experiments', 'results'),
-                    'Where <sweep name>.md, .csv and .png are written.')
+flags.DEFINE_string('results_dir', '',
+                    'Where <sweep name>.md, .csv and .png are written; by '
+                    "default the results/ folder of the sweep file's study "
+                    '(STUDY/results for STUDY/sweeps/<file>.py).')
 flags.DEFINE_integer('parallel', 1, 'Points trained at the same time.')
 flags.DEFINE_bool('dry_run', False, 'Only list the commands (and which points '
                   'are finished); run and write nothing.')
@@ -541,7 +545,9 @@ def main(argv):
                    sweep['name'], len(points(sweep)), len(skipped), len(failed))
       failures += [f'{sweep["name"]}/{name}' for name in failed]
     if not FLAGS.dry_run:
-      for written in aggregate(sweep, root, FLAGS.results_dir):
+      results_dir = FLAGS.results_dir or os.path.join(
+          os.path.dirname(os.path.dirname(os.path.abspath(path))), 'results')
+      for written in aggregate(sweep, root, results_dir):
         logging.info('wrote %s', written)
   if failures:
     sys.exit('failed points (see their train.log): ' + ', '.join(failures))

@@ -30,7 +30,7 @@ MelDenoiser = Callable[[Sequence[np.ndarray]], List[np.ndarray]]
 Reader = Callable[[int, int], np.ndarray]
 
 # The gain's ceiling: 1, never amplifying; none scored the same for the
-# model on validation recordings (experiments/README.md, audio).
+# model on validation recordings (experiments/audio/README.md).
 MAX_GAIN = 1.0
 BLOCK_FRAMES = 2048  # STFT frames per block: about 47 s at 22050 Hz.
 

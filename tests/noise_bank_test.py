@@ -9,7 +9,7 @@ import pytest
 from configs import base
 from conftest import as_denoise
 from conftest import fake_mel
-from experiments import cross_term
+from experiments.training_noise import cross_term
 from mel_ae import audio
 from mel_ae import input_pipeline
 from mel_ae import noise_bank
@@ -36,7 +36,7 @@ def test_validation_cross_term_is_what_mixing_in_the_waveform_gives():
   """noise.val_cross_std's default: two white noises mixed in the waveform
   differ from the sum of their mels by 2 sqrt(A B) times about that std
   below 1.8 kHz (mel bands 0-59), where speech has its power; measured as
-  experiments/cross_term.py measures speech with noise."""
+  experiments/training_noise/cross_term.py measures speech with noise."""
   rng = np.random.default_rng(0)
   a, b = (rng.standard_normal(audio.MelSpec().sr * 5) for _ in 'ab')
   low = cross_term.cross_ratios(a, b)[:60]

@@ -48,9 +48,8 @@ def test_grid_is_the_product_and_commands_carry_every_override():
         'model.kernel_sise': 3}}, pts[0])
 
 
-SWEEP_FILES = sorted(p for p in glob.glob(
-    os.path.join(ROOT, 'experiments', 'sweeps', '*.py'))
-                     if os.path.basename(p) not in ('__init__.py', 'common.py'))
+SWEEP_FILES = sorted(glob.glob(
+    os.path.join(ROOT, 'experiments', '*', 'sweeps', '*.py')))
 
 
 def _without_absent_generated_data(sweep):
@@ -105,11 +104,15 @@ def _sweep(args):
 
 def test_two_point_sweep_runs_skips_on_rerun_and_aggregates(corpus, tmp_path,
                                                             monkeypatch):
-  root, results = str(tmp_path / 'runs'), str(tmp_path / 'results')
-  flags = [f'--root={root}', f'--results_dir={results}']
-  path = _write_sweep(tmp_path / 'two.py', 'two', corpus, [3, 5])
-  first = _sweep([path, '--parallel=2'] + flags)
+  root = str(tmp_path / 'runs')
+  # No --results_dir: the results go to the study's results/ folder.
+  results = str(tmp_path / 'study' / 'results')
+  (tmp_path / 'study' / 'sweeps').mkdir(parents=True)
+  path = _write_sweep(tmp_path / 'study' / 'sweeps' / 'two.py', 'two', corpus,
+                      [3, 5])
+  first = _sweep([path, '--parallel=2', f'--root={root}'])
   assert first.returncode == 0, first.stderr[-3000:]
+  assert sorted(os.listdir(results)) == ['two.csv', 'two.md', 'two.png']
   workdirs = [os.path.join(root, 'two', f'kernel_size-{k}') for k in (3, 5)]
   for workdir in workdirs:
     rows = [json.loads(l) for l in open(os.path.join(workdir, 'metrics.jsonl'))]

@@ -1,5 +1,5 @@
-"""The competition winner's recipe as a PyTorch peer (experiments/winner.py):
-flip-averaged inference, seeded training on our batches, the command line
+"""The competition winner's recipe as a PyTorch peer
+(experiments/recipe/winner.py): flip-averaged inference, seeded training on our batches, the command line
 and `compare --preds`."""
 import os
 import subprocess
@@ -13,7 +13,7 @@ torch = pytest.importorskip(
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
 from conftest import ROOT, make_tiny_config, write_corpus
-from experiments import winner
+from experiments.recipe import winner
 from mel_ae import mel_io
 from mel_ae import metrics
 from mel_ae import train
@@ -108,17 +108,17 @@ def test_command_line_and_compare_preds(tmp_path):
           f'--noisy={corpus["test_noisy"]}',
           f'--config.data.train_dir={corpus["train"]}',
           '--config.data.noisy_dir=') + _TINY_OVERRIDES
-  first = _run('winner', *args)
+  first = _run('recipe.winner', *args)
   assert first.returncode == 0, first.stderr[-2000:]
   denoised = os.path.join(workdir, 'denoised')
   names = sorted(os.listdir(denoised))
   assert names == sorted(os.listdir(corpus['test_noisy']))
-  refused = _run('winner', *args)
+  refused = _run('recipe.winner', *args)
   assert refused.returncode != 0
   assert refused.stderr.strip().splitlines()[-1] == (
       f'error: {workdir}/winner.pt: exists already (pass --overwrite to '
       'replace)')
-  reloaded = _run('winner', *args, '--skip_train', f'--out={out}')
+  reloaded = _run('recipe.winner', *args, '--skip_train', f'--out={out}')
   assert reloaded.returncode == 0, reloaded.stderr[-2000:]
   for name in names:
     np.testing.assert_array_equal(np.load(os.path.join(out, name)),

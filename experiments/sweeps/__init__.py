@@ -1,1 +1,2 @@
-"""Sweep definitions for experiments/sweep.py: one module per study."""
+"""What the sweep definitions of several studies share (common.py); the
+definitions live in each study's sweeps/ folder."""

@@ -1,10 +1,11 @@
-"""The step budget shared by the committed ablation sweeps, and paths.
+"""The step budget of the seed's ablation sweeps, and paths the sweeps of
+several studies share.
 
 The sweeps ran on 2 shared CPU cores, so every point trains for a fraction
 of configs/base.py's 1000 steps, evaluating and checkpointing only at the end
 (first 60 steps, then extended in place to 400).
-All sweeps use the same budget so their base point (kernel 5, pool 2, root 16,
-BatchNorm on, crop 128, seed 0) is one run, copied between sweeps.
+All of them use the same budget so their base point (kernel 5, pool 2, root
+16, BatchNorm on, crop 128, seed 0) is one run, copied between sweeps.
 """
 import os
 

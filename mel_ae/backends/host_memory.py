@@ -5,8 +5,8 @@ configs/denoise.py's U-Net at batch 16) and frees it after the step. glibc
 serves a block that big with mmap from a thread's own arena and unmaps it
 on free, so every step faults ~10^5 new pages in: a third of the training
 step's CPU time went to the kernel (42 -> 62 examples/s with this; see
-experiments/README.md, Speed). With one arena, no mmap and no trimming, the
-freed pages are handed back on the next step.
+experiments/benchmarks/README.md). With one arena, no mmap and no trimming,
+the freed pages are handed back on the next step.
 
 It must run before JAX starts its threads (an arena, once a thread has one,
 is kept): first thing in a process, e.g. the first cell of a notebook.

@@ -274,7 +274,8 @@ class Conv(nn.Module):
   and initial values as `nn.Conv`. In bfloat16 this matters: XLA's sums of
   the bf16 output gradients for the biases took ~17% of the seed's training
   step (profile, B=32), about what the bf16 convs saved; fused, the bf16
-  step went from float32's speed to 1.46x it (experiments/benchmark.py)."""
+  step went from float32's speed to 1.46x it
+  (experiments/benchmarks/benchmark.py)."""
   features: int
   kernel_size: Union[int, Sequence[int]]
   padding: Any = 'SAME'

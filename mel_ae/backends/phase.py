@@ -11,8 +11,8 @@ the same function as `layers.upsample_then_conv`, the same parameters.
 Why factor**2 separate convs, not one conv with factor**2 * out channels: on
 the 2-core CPU, XLA's kernel gradient of that wide conv alone took longer than
 the whole separate version (the wide one's fwd+bwd was ~2.8x slower, see
-experiments/conv_microbench.py); and separate convs skip the zero taps of odd
-kernels (2x2 per phase instead of 3x3, for 2x and 3x3).
+experiments/benchmarks/conv_microbench.py); and separate convs skip the zero
+taps of odd kernels (2x2 per phase instead of 3x3, for 2x and 3x3).
 """
 import jax
 import jax.numpy as jnp
