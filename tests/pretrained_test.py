@@ -1,6 +1,7 @@
 """Starting from a trained model, the shipped general model, and the
 warning a model gives where a voice seems unknown to it."""
 import os
+import shutil
 import subprocess
 import sys
 
@@ -13,6 +14,7 @@ import pytest
 from mel_ae import checkpointing
 from mel_ae import features
 from mel_ae import inference
+from mel_ae import mel_io
 from mel_ae import metrics
 from mel_ae import pretrained
 from mel_ae import train
@@ -145,3 +147,55 @@ def test_level_augmentation_scales_clean_and_noise_together(tmp_path):
   for key in ('input', 'target'):
     np.testing.assert_allclose(inverse(louder[key]),
                                10 * inverse(plain[key]), rtol=1e-4, atol=1e-5)
+
+
+def _files_under(folder):
+  return [os.path.join(d, f) for d, _, files in os.walk(folder) for f in files]
+
+
+def test_the_shipped_general_model_is_small_and_what_was_trained():
+  folder = pretrained.workdir('general')
+  assert sum(os.path.getsize(p) for p in _files_under(folder)) <= 5 * 2**20
+  denoiser = inference.load_pretrained('general')
+  assert checkpointing.digest(denoiser.variables) == (
+      pretrained.DIGESTS['general'])
+  assert 'Denoiser(' in repr(denoiser) and len(repr(denoiser)) < 200
+
+
+def test_the_general_model_denoises_a_voice_it_never_saw():
+  """The embedded test voice is not among its training voices."""
+  noisy, clean = (mel_io.load_mel(os.path.join(
+      ROOT, 'mel_ae', 'corpus', 'test', kind, name)) for kind, name in
+                  (('noisy', 'noised_120.npy'), ('clean', '120.npy')))
+  auto = inference.load_pretrained('general')
+  xla = inference.load_pretrained('general', conv_impl='xla')
+  out = auto.denoise(noisy)
+  assert out.shape == noisy.shape and out.dtype == noisy.dtype
+  assert metrics.competition_mse(out, clean) < 0.5 * metrics.competition_mse(
+      noisy, clean)
+  # Any machine computes the same model (no compiler needed for 'xla').
+  np.testing.assert_allclose(xla.denoise(noisy).astype(np.float32),
+                             out.astype(np.float32), rtol=2e-2, atol=1e-3)
+
+
+def test_denoise_cli_runs_the_pretrained_model_on_mels_and_audio(tmp_path):
+  inputs = tmp_path / 'in'
+  inputs.mkdir()
+  corpus = os.path.join(ROOT, 'mel_ae', 'corpus')
+  shutil.copy(os.path.join(corpus, 'test', 'noisy', 'noised_120.npy'), inputs)
+  shutil.copy(os.path.join(corpus, 'audio', 'test', 'noisy',
+                           'noised_121.flac'), inputs)
+  result = subprocess.run(
+      [sys.executable, '-m', 'mel_ae.denoise', '--pretrained=general',
+       f'--input={inputs}', f'--output={tmp_path / "out"}'],
+      cwd=ROOT, capture_output=True, text=True, timeout=600)
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert sorted(os.listdir(tmp_path / 'out')) == [
+      'noised_120.npy', 'noised_121.npy', 'noised_121.wav']
+  both = subprocess.run(
+      [sys.executable, '-m', 'mel_ae.denoise', '--pretrained=general',
+       '--workdir=x', f'--input={inputs}', f'--output={tmp_path / "o2"}'],
+      cwd=ROOT, capture_output=True, text=True, timeout=600)
+  assert both.returncode != 0
+  assert both.stderr.strip().splitlines()[-1] == (
+      'error: give --workdir or --pretrained, not both')
