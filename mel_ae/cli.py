@@ -32,8 +32,10 @@ def _quiet(record: logging.LogRecord) -> bool:
 
 
 def quiet_library_logs() -> None:
-  """Keeps orbax's and JAX's INFO chatter out of our commands' output."""
-  logging.getLogger('absl').addFilter(_quiet)
+  """Keeps orbax's and JAX's INFO chatter out of our commands' output (JAX's
+  "Unable to initialize backend 'tpu'" on every machine without one). On
+  absl's handler: JAX's loggers reach it without passing the absl logger."""
+  absl_logging.get_absl_handler().addFilter(_quiet)
 
 
 def _logging_configured() -> bool:
@@ -60,9 +62,7 @@ def show_progress_logs() -> None:
     return
   absl_logging.use_absl_handler()
   absl_logging.set_verbosity(absl_logging.INFO)
-  # On the handler, not the 'absl' logger: JAX's own loggers reach the root
-  # logger, whose level is now INFO, without passing the absl logger.
-  absl_logging.get_absl_handler().addFilter(_quiet)
+  quiet_library_logs()
 
 
 def load_model(spec: str) -> inference.Denoiser:

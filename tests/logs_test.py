@@ -23,8 +23,10 @@ _ABSL_INFO = re.compile(r'^I\d{4} [\d:.]+ +\d+ (\S+):\d+\] (.*)$', re.M)
 
 
 def _python(*args, timeout=300):
+  """Imports this checkout's mel_ae, also from a script outside it."""
   return subprocess.run([sys.executable, *args], cwd=ROOT, timeout=timeout,
-                        capture_output=True, text=True)
+                        capture_output=True, text=True,
+                        env={**os.environ, 'PYTHONPATH': ROOT})
 
 
 def test_plain_script_shows_progress_without_library_chatter(tmp_path):
@@ -79,6 +81,31 @@ def main(_):
 
 app.run(main)
 '''
+
+
+_COMMAND = '''
+from absl import app
+from absl import logging as absl_logging
+import jax
+from mel_ae import cli
+
+def main(_):
+  cli.quiet_library_logs()
+  jax.devices()  # JAX logs each backend it cannot start (tpu) at INFO.
+  absl_logging.info('probe')
+
+app.run(main)
+'''
+
+
+def test_commands_show_their_lines_without_jax_chatter(tmp_path):
+  """As `python -m mel_ae.main` after cli.quiet_library_logs()."""
+  script = tmp_path / 'command.py'
+  script.write_text(_COMMAND)
+  result = _python(str(script), timeout=120)
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert _ABSL_INFO.findall(result.stderr) == [('command.py', 'probe')], (
+      result.stderr)
 
 
 @pytest.mark.parametrize('flags, probes', [([], 1), (['--verbosity=-1'], 0)])
