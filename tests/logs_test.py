@@ -37,6 +37,19 @@ def test_plain_script_shows_progress_without_library_chatter(tmp_path):
   steps = [m.split()[1] for _, m in lines if m.startswith('step ')]
   assert steps == ['2/6', '3/6', '4/6', '6/6'], result.stderr[-3000:]
   assert any('trainable parameters' in m for _, m in lines)
+  # Said before the silence of the first compile, not after it.
+  messages = [m for _, m in lines]
+  first_step = next(i for i, m in enumerate(messages) if m.startswith('step '))
+  assert ('Training steps 1 to 6: compiling, then a line every 2 steps.'
+          in messages[:first_step])
+  # At each evaluation (steps 3 and 6), validation then test, one line each.
+  after_steps = [messages[i + 1:i + 3] for i, m in enumerate(messages)
+                 if m.startswith(('step 3/6', 'step 6/6'))]
+  for val, test in after_steps:
+    assert re.fullmatch(r'  val_mse \S+  val_power_mse \S+  val_lsd_db \S+',
+                        val), val
+    assert re.fullmatch(r'  test_mse \S+  test_noisy_mse \S+', test), test
+  assert len(after_steps) == 2
   # Orbax's and JAX's INFO lines (checkpoint_manager.py, ...) stay out.
   ours = {f for f in os.listdir(os.path.join(ROOT, 'mel_ae'))
           if f.endswith('.py')}
