@@ -10,6 +10,7 @@ kept, and the best by a validation metric beside them.
 import dataclasses
 import hashlib
 import json
+import logging as std_logging
 import os
 import time
 from typing import Any, Dict, List, Optional, Tuple, Union
@@ -80,6 +81,10 @@ class NewestAndBest:
     return [s in newest or s == best for s in steps]
 
 
+def _not_read_only_notice(record: std_logging.LogRecord) -> bool:
+  return not record.getMessage().startswith('Given directory is read only')
+
+
 def create_manager(workdir: str, keep: int = 3,
                    read_only: bool = False) -> ocp.CheckpointManager:
   """Keeps the newest `keep` steps and the best by validation; saves happen
@@ -88,9 +93,17 @@ def create_manager(workdir: str, keep: int = 3,
   options = ocp.CheckpointManagerOptions(
       read_only=read_only, preservation_policy=NewestAndBest(root, keep),
       enable_async_checkpointing=not read_only,
+      # What read_only implies, said here, else orbax warns it sets them.
+      save_interval_steps=0 if read_only else 1, create=not read_only,
       # A save killed midway leaves only a tmp folder; clear it on restart.
       cleanup_tmp_directories=not read_only)
-  return ocp.CheckpointManager(root, item_names=ITEMS, options=options)
+  # Nor a warning that the manager opened read-only is read-only.
+  orbax_logger = std_logging.getLogger('absl')
+  orbax_logger.addFilter(_not_read_only_notice)
+  try:
+    return ocp.CheckpointManager(root, item_names=ITEMS, options=options)
+  finally:
+    orbax_logger.removeFilter(_not_read_only_notice)
 
 
 def digest(tree: Any) -> str:

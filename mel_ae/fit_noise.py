@@ -28,7 +28,6 @@ from absl import logging
 import jax
 from jax.experimental import multihost_utils
 import ml_collections
-from ml_collections import config_flags
 import numpy as np
 
 from mel_ae import audio
@@ -226,11 +225,10 @@ def _define_flags() -> None:
   """The CLI's flags; not at import, where mel_ae.main defines its own."""
   flags.DEFINE_string('workdir', None, 'Where noise_model.json goes: the '
                       "training run's --workdir.")
-  config_flags.DEFINE_config_file('config', None, 'Training config file.',
-                                  lock_config=True)
+  cli.define_config_flag()
   flags.mark_flags_as_required(['config', 'workdir'])
 
 
 if __name__ == '__main__':
   _define_flags()
-  app.run(main)
+  app.run(main, flags_parser=cli.parse_flags)

@@ -19,7 +19,6 @@ from absl import app
 from absl import flags
 from absl import logging
 import jax
-from ml_collections import config_flags
 
 from mel_ae import checkpointing
 from mel_ae import cli
@@ -33,8 +32,7 @@ from mel_ae.backends import host_memory
 FLAGS = flags.FLAGS
 flags.DEFINE_string('workdir', None, 'Where checkpoints and logs go; rerun '
                     'the same command to resume.')
-config_flags.DEFINE_config_file('config', None, 'Training config file.',
-                                lock_config=True)
+cli.define_config_flag()
 # A multi-process run without a cluster manager names its coordinator; with
 # --config.distributed=True and none of these, JAX detects it (SLURM, MPI).
 _COORDINATOR = ('coordinator_address', 'num_processes', 'process_id')
@@ -89,4 +87,4 @@ def main(argv):
 
 if __name__ == '__main__':
   flags.mark_flags_as_required(['config', 'workdir'])
-  app.run(main)
+  app.run(main, flags_parser=cli.parse_flags)

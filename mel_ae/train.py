@@ -336,6 +336,15 @@ def _log_progress(step: int, num_steps: int, loss: float, rate: float,
                num_steps, loss, rate, eta // 60, eta % 60)
 
 
+def _log_evaluation(row: Dict[str, float]) -> None:
+  """A row's validation figures, then its test set's, one line each, named
+  as in metrics.jsonl."""
+  for split in ('val_', 'test_'):
+    figures = [f'{k} {v:.4g}' for k, v in row.items() if k.startswith(split)]
+    if figures:
+      logging.info('  %s', '  '.join(figures))
+
+
 def _fetch_losses(pending, step: int, last_saved: Optional[int]) -> float:
   """Mean of the losses since the last fetch; stops on a non-finite one."""
   losses = np.asarray(jax.device_get(pending))
@@ -417,8 +426,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
           'normalizer': data.normalizer.to_dict()}
   pending, last_saved, test_outputs = [], start, None
   window_start, window_step = time.perf_counter(), start
+  steps = range(int(state.step) + 1, t.num_steps + 1)
+  if steps:  # The first progress line is a compile and log_every steps away.
+    logging.info('Training steps %d to %d: compiling, then a line every %d '
+                 'steps.', steps[0], steps[-1], t.log_every)
   try:
-    for step in range(int(state.step) + 1, t.num_steps + 1):
+    for step in steps:
       batch = {k: _to_global(v, data_sharding)
                for k, v in sampler(step).items()}
       state, step_metrics = step_fn(state, batch)
@@ -448,6 +461,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
                                                  test_outputs, config))
       _log_progress(step, t.num_steps, row['train_loss'],
                     row['examples_per_sec'], t.batch_size)
+      _log_evaluation(row)  # Nothing between evaluations.
       if step % t.checkpoint_every == 0 or is_last:
         _check_finite(state, step, last_saved)
         checkpointing.save(manager, step, state, meta, metric)

@@ -1,6 +1,7 @@
 """Checkpoints you can trust and pick: digests checked on every read, the best
 step kept beside the newest, damage (and only damage) moved aside."""
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -105,3 +106,14 @@ def test_report_names_the_step_it_scored_and_the_best(run):
   best = mel_ae.load(run, step='best').step
   assert lines[2].startswith(f'The best checkpoint by val_power_mse is step '
                              f'{best}:')
+
+
+def test_a_load_warns_of_nothing_and_prints_short(tiny_run, caplog):
+  """Orbax's notes that a manager opened read-only is read-only are noise."""
+  with caplog.at_level(logging.INFO):
+    denoiser = mel_ae.load(tiny_run)
+  assert not [r.getMessage() for r in caplog.records
+              if r.levelno >= logging.WARNING], caplog.text
+  assert repr(denoiser) == (
+      "Denoiser(step=6, model='autoencoder', output_mode='image', "
+      "conv_impl='auto')")

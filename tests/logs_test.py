@@ -23,8 +23,10 @@ _ABSL_INFO = re.compile(r'^I\d{4} [\d:.]+ +\d+ (\S+):\d+\] (.*)$', re.M)
 
 
 def _python(*args, timeout=300):
+  """Imports this checkout's mel_ae, also from a script outside it."""
   return subprocess.run([sys.executable, *args], cwd=ROOT, timeout=timeout,
-                        capture_output=True, text=True)
+                        capture_output=True, text=True,
+                        env={**os.environ, 'PYTHONPATH': ROOT})
 
 
 def test_plain_script_shows_progress_without_library_chatter(tmp_path):
@@ -35,6 +37,19 @@ def test_plain_script_shows_progress_without_library_chatter(tmp_path):
   steps = [m.split()[1] for _, m in lines if m.startswith('step ')]
   assert steps == ['2/6', '3/6', '4/6', '6/6'], result.stderr[-3000:]
   assert any('trainable parameters' in m for _, m in lines)
+  # Said before the silence of the first compile, not after it.
+  messages = [m for _, m in lines]
+  first_step = next(i for i, m in enumerate(messages) if m.startswith('step '))
+  assert ('Training steps 1 to 6: compiling, then a line every 2 steps.'
+          in messages[:first_step])
+  # At each evaluation (steps 3 and 6), validation then test, one line each.
+  after_steps = [messages[i + 1:i + 3] for i, m in enumerate(messages)
+                 if m.startswith(('step 3/6', 'step 6/6'))]
+  for val, test in after_steps:
+    assert re.fullmatch(r'  val_mse \S+  val_power_mse \S+  val_lsd_db \S+',
+                        val), val
+    assert re.fullmatch(r'  test_mse \S+  test_noisy_mse \S+', test), test
+  assert len(after_steps) == 2
   # Orbax's and JAX's INFO lines (checkpoint_manager.py, ...) stay out.
   ours = {f for f in os.listdir(os.path.join(ROOT, 'mel_ae'))
           if f.endswith('.py')}
@@ -79,6 +94,31 @@ def main(_):
 
 app.run(main)
 '''
+
+
+_COMMAND = '''
+from absl import app
+from absl import logging as absl_logging
+import jax
+from mel_ae import cli
+
+def main(_):
+  cli.quiet_library_logs()
+  jax.devices()  # JAX logs each backend it cannot start (tpu) at INFO.
+  absl_logging.info('probe')
+
+app.run(main)
+'''
+
+
+def test_commands_show_their_lines_without_jax_chatter(tmp_path):
+  """As `python -m mel_ae.main` after cli.quiet_library_logs()."""
+  script = tmp_path / 'command.py'
+  script.write_text(_COMMAND)
+  result = _python(str(script), timeout=120)
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert _ABSL_INFO.findall(result.stderr) == [('command.py', 'probe')], (
+      result.stderr)
 
 
 @pytest.mark.parametrize('flags, probes', [([], 1), (['--verbosity=-1'], 0)])

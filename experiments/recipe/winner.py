@@ -46,7 +46,6 @@ from absl import app
 from absl import flags
 from absl import logging
 import ml_collections
-from ml_collections import config_flags
 import numpy as np
 import torch
 from torch import nn
@@ -272,8 +271,7 @@ def _define_flags() -> None:
   flags.DEFINE_enum('schedule', default.schedule, ['onecycle', 'constant'],
                     'Learning-rate schedule over config.train.num_steps.')
   flags.DEFINE_float('log_eps', default.log_eps, 'Power added before the log.')
-  config_flags.DEFINE_config_file('config', None, 'Training config file.',
-                                  lock_config=True)
+  cli.define_config_flag()
   flags.mark_flags_as_required(['config', 'workdir', 'noisy'])
 
 
@@ -296,4 +294,4 @@ def main(argv):
 
 if __name__ == '__main__':
   _define_flags()
-  app.run(main)
+  app.run(main, flags_parser=cli.parse_flags)
