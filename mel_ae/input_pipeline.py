@@ -184,18 +184,26 @@ class NoisyCropSampler:
     return np.stack([audio.warp_frequency(c, np.exp(rng.uniform(low, high)),
                                     self._centres_hz) for c in clean])
 
-  def _level(self, clean: np.ndarray, step: int) -> np.ndarray:
-    """Each crop at a random level: noise.level_db's range, uniform in dB
-    (a model for anyone's recordings meets any loudness)."""
+  def _levels(self, count: int, step: int) -> Optional[np.ndarray]:
+    """A random level factor per crop: noise.level_db's range, uniform in
+    dB (a model for anyone's recordings meets any loudness); None: off."""
     low, high = self._noise.level_db
     if low == high == 0:
-      return clean
+      return None
     rng = np.random.default_rng([self._seed, step, 4])
-    return clean * 10 ** (rng.uniform(low, high, (len(clean), 1, 1)) / 10)
+    return 10 ** (rng.uniform(low, high, count) / 10)
 
   def __call__(self, step: int) -> dict:
-    clean = self._level(self._warp(self._crops(step)[..., 0], step), step)
+    """{'input', 'target'} and, with level augmentation, each crop's level
+    factor ('level', which the loss divides out)."""
+    clean = self._warp(self._crops(step)[..., 0], step)
+    levels = self._levels(len(clean), step)
+    if levels is not None:
+      clean = clean * levels[:, None, None]
     rng = np.random.default_rng([self._seed, step, 1])
     noisy = np.stack([self._bank.corrupt(c, rng) for c in clean])
-    return {'input': self._normalizer.forward(noisy)[..., None],
-            'target': self._normalizer.forward(clean)[..., None]}
+    batch = {'input': self._normalizer.forward(noisy)[..., None],
+             'target': self._normalizer.forward(clean)[..., None]}
+    if levels is not None:
+      batch['level'] = levels[:, None, None, None].astype(np.float32)
+    return batch

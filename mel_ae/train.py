@@ -180,22 +180,28 @@ def make_loss(config: ml_collections.ConfigDict,
     return loss
   # Frames near a crop's edges see the convolutions' zero padding, which a
   # whole file denoised in overlapping windows never shows the model.
-  return lambda pred, target: loss(pred[:, :, border:-border],
-                                   target[:, :, border:-border])
+  return lambda pred, target, level=None: loss(
+      pred[:, :, border:-border], target[:, :, border:-border], level)
 
 
 def _pointwise_loss(train_config, normalizer: features.Normalizer):
   t = train_config
   power = functools.partial(normalizer.inverse, xp=jnp)
   if t.loss == 'power':
-    def power_loss(pred, target):
+    def power_loss(pred, target, level=None):
+      """`level`: each crop's level-augmentation factor (noise.level_db),
+      divided out so that every crop counts as at its own level, not by
+      its level squared."""
       p, q = power(pred), power(target)
+      if level is not None:
+        p, q = p / level, q / level
       return mse(p, q) + t.loss_log_weight * log_spectral_mse(p, q)
     return power_loss
-  if not t.loss_power_weight:
-    return mse
+  if not t.loss_power_weight:  # The model domain compresses any level.
+    return lambda pred, target, level=None: mse(pred, target)
 
-  def weighted(pred, target):
+  def weighted(pred, target, level=None):
+    del level  # The model domain (log or root) compresses it already.
     _, slope = jax.jvp(power, (target,), (jnp.ones_like(target),))
     return jnp.mean((1.0 + t.loss_power_weight * slope ** 2)
                     * (pred - target) ** 2)
@@ -203,7 +209,8 @@ def _pointwise_loss(train_config, normalizer: features.Normalizer):
 
 
 def train_step(state: TrainState, batch: Dict[str, jax.Array], loss=mse):
-  """One Adam step on loss(model(input), target); target defaults to input."""
+  """One Adam step on loss(model(input), target, level); target defaults to
+  input, level (the crops' level augmentation) to none."""
   target = batch.get('target', batch['input'])
 
   def loss_fn(params):
@@ -211,7 +218,9 @@ def train_step(state: TrainState, batch: Dict[str, jax.Array], loss=mse):
         {'params': params, 'batch_stats': state.batch_stats}, batch['input'],
         train=True, mutable=['batch_stats'])
     # The loss in float32 whatever the compute dtype (train.compute_dtype).
-    return loss(recon.astype(jnp.float32), target), updates
+    args = (recon.astype(jnp.float32), target) + (
+        (batch['level'],) if 'level' in batch else ())
+    return loss(*args), updates
 
   (loss, updates), grads = jax.value_and_grad(loss_fn, has_aux=True)(
       state.params)

@@ -135,18 +135,29 @@ def test_training_saves_what_its_validation_lost(tiny_run, tmp_path):
   assert np.isfinite(denoiser.val_loud_change_db)
 
 
-def test_level_augmentation_scales_clean_and_noise_together(tmp_path):
+def test_level_augmentation_scales_crops_and_the_loss_divides_it_out(
+    tmp_path):
   corpus = write_corpus(str(tmp_path / 'c'))
   config = as_denoise(make_tiny_config({'train': corpus['train']}),
                       ('white',))
+  config.data.transform = 'log'
+  config.train.loss = 'power'
+  config.train.loss_log_weight = 0.3
   data = train.training_data.load_data(config)
   plain = train.training_data.make_sampler(config, data)(1)
+  assert 'level' not in plain
   config.noise.level_db = (10.0, 10.0)
   louder = train.training_data.make_sampler(config, data)(1)
+  np.testing.assert_allclose(louder['level'], 10.0, rtol=1e-6)
   inverse = data.normalizer.inverse
   for key in ('input', 'target'):
     np.testing.assert_allclose(inverse(louder[key]),
                                10 * inverse(plain[key]), rtol=1e-4, atol=1e-5)
+  loss = train.make_loss(config, data.normalizer)
+  pred = plain['target'] + 0.1  # A prediction 10 % too loud.
+  np.testing.assert_allclose(
+      loss(pred + np.log(10.0), louder['target'], louder['level']),
+      loss(pred, plain['target']), rtol=1e-3)
 
 
 def _files_under(folder):
