@@ -9,7 +9,7 @@ synthetic voices (18 espeak-ng, 8 Festival; 12 languages, both sexes;
 experiments/voices/) corrupted by the synthetic additive bank (white, pink,
 brown, hum, and babble of those voices) at SNR U(0, 15) dB and at a level
 shifted by U(-20, 20) dB, since a user's files come at any loudness. The
-shipped model (`mel_ae.load_pretrained('general')`, mel_ae/pretrained/)
+shipped model (`mel_ae.load_pretrained('general')`, mel_ae/pretrained_models/)
 is this run's best checkpoint; configs/denoise.py fine-tunes from it
 (`--config.init_from=general`).
 """

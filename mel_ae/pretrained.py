@@ -16,7 +16,8 @@ import numpy as np
 from mel_ae import checkpointing
 from mel_ae import features
 
-_ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'pretrained')
+_ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                     'pretrained_models')
 # checkpointing.digest of each shipped model's variables: what was trained
 # by the command in README.md, bit for bit.
 DIGESTS = {}

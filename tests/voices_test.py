@@ -1,0 +1,46 @@
+"""The multi-voice corpus the general model trains on (experiments/voices)."""
+import shutil
+
+import numpy as np
+import pytest
+
+from experiments import make_corpus
+from experiments.voices import make_voices
+from mel_ae import audio
+
+
+def test_voices_are_many_both_sexes_several_languages_and_held_out():
+  train, val = make_voices.TRAIN_VOICES, make_voices.VAL_VOICES
+  assert len(train) >= 20
+  for voices in (train, val):
+    assert {sex for *_, sex in voices} == {'f', 'm'}
+  assert len({language for *_, language, _ in train}) >= 5
+  tags = [v[0] for v in train + val]
+  names = [v[2] for v in train + val]
+  assert len(set(tags)) == len(tags) and len(set(names)) == len(names)
+  assert not {v[2] for v in val} & {v[2] for v in train}
+  # Never the embedded test voice, nor the held-out set's.
+  embedded = '{}:{}:{}'.format(*make_corpus.MAIN_VOICE)
+  heldout = make_corpus.HELDOUT_VOICE[0]
+  for name in names:
+    assert name != embedded and not name.startswith(heldout)
+
+
+def test_sentences_are_the_languages_own_then_english_and_deterministic():
+  texts = lambda: make_voices.texts('de', 10, np.random.default_rng(4))
+  first = texts()
+  assert first == texts() and len(set(first)) == 10
+  assert first[:6] == make_voices._NATIVE['de']  # pylint: disable=protected-access
+  assert make_voices.texts('en', 3, np.random.default_rng(4))[0] not in (
+      make_voices._NATIVE['de'])  # pylint: disable=protected-access
+
+
+@pytest.mark.skipif(shutil.which('espeak-ng') is None, reason='no espeak-ng')
+def test_a_voice_is_scaled_to_the_corpus_peak_with_its_own_floor():
+  voice = ('t', 'espeak', 'en-us+f3:165:60', 'en', 'f')
+  waves = make_voices.voice_waves(voice, 2, seed=0, index=0)
+  mels = [audio.audio_to_mel(w, make_voices.SPEC) for _, w in waves]
+  assert max(m.max() for m in mels) == pytest.approx(make_corpus.PEAK,
+                                                     rel=0.02)
+  floors = [np.quantile(m, 0.05) for m in mels]
+  assert floors[0] != pytest.approx(floors[1], rel=0.05)
