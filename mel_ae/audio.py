@@ -69,9 +69,9 @@ class MelSpec:
 def check_config(audio_config) -> List[Tuple[bool, str]]:
   """(ok, message) for `config.audio` (a ConfigDict or dict)."""
   return [
-      (audio_config.get('pad_mode', 'constant') in PAD_MODES,
+      (audio_config['pad_mode'] in PAD_MODES,
        f'audio.pad_mode must be one of {PAD_MODES}'),
-      (_norm(audio_config.get('norm', 'slaney')) in NORMS,
+      (_norm(audio_config['norm']) in NORMS,
        "audio.norm must be 'slaney' or 'none'"),
   ]
 

@@ -6,7 +6,12 @@ values, so a checkpoint alone is enough to denoise, and values that read
 back differently from how they were saved are caught on every read
 (resume, `mel_ae.load`, `mel_ae.denoise`). The newest `keep` steps are
 kept, and the best by a validation metric beside them.
+
+The meta carries its format's `config_version`; every read brings an older
+one to the current version (`upgrade`), so the rest of mel_ae reads today's
+fields only and knows nothing of old checkpoints.
 """
+import copy
 import dataclasses
 import hashlib
 import json
@@ -30,6 +35,79 @@ _DAMAGE = (ValueError, KeyError, FileNotFoundError)
 # What a resumed run may not change: the model, the features, the objective.
 FIXED_FIELDS = ('model', 'audio', 'data.transform', 'data.root',
                 'data.top_db', 'train.mode')
+
+# The format of the meta `save` writes. 1: a complete config, and beside it
+# 'output_mode', 'digest', 'variables_digest', 'val_loud_change_db' (None:
+# not measured). A meta without the field is version 0: every checkpoint
+# written before it, each with the config fields of its day.
+CONFIG_VERSION = 1
+# Config fields saved under another name before (old: current).
+_RENAMED_FIELDS = {'model.conv_impl': 'runtime.conv_impl',
+                   'model.phase_upsample': 'runtime.phase_upsample',
+                   'noise.fallback_kinds': 'noise.additive_kinds'}
+# Config fields added since the first checkpoint, each with the value that
+# keeps the behaviour of a config saved before it (where the field came
+# with a default that changed it, the value before: no cache, no host
+# memory reuse, no gain floor, no textures, no validation cross term).
+# noise.val_noise_fraction and val_draws replaced validation's noise with
+# one no value reproduces: their first defaults.
+_ADDED_FIELDS = {
+    'compilation_cache_dir': '',
+    'init_from': '',
+    'audio.pad_mode': 'constant',
+    'audio.htk': False,
+    'audio.norm': 'slaney',
+    'data.log_eps': 1e-6,
+    'data.time_flip': False,
+    'data.crop_past_ends': 0,
+    'model.name': 'autoencoder',
+    'model.output_mode': 'image',
+    'model.mask_exponent': 1.0,
+    'model.noise_radius': 32,
+    'model.noise_estimate': 'minimum',
+    'model.noise_smooth': 5,
+    'model.noise_quiet_fraction': 0.3,
+    'model.max_subtraction': 4.0,
+    'model.skip_channels': 0,
+    'model.kernel_window': (3, 7),
+    'runtime.conv_impl': 'xla',
+    'runtime.reuse_host_memory': False,
+    'train.loss_power_weight': 0.0,
+    'train.loss': 'model',
+    'train.loss_log_weight': 0.0,
+    'train.loss_border_frames': 0,
+    'train.output_loss_border_frames': {},
+    'train.output_learning_rates': {},
+    'train.weight_decay': 0.0,
+    'train.compute_dtype': 'float32',
+    'train.best_metric': 'val_power_mse',
+    'noise.kinds': ('white', 'pink', 'brown', 'hum', 'babble', 'estimated'),
+    'noise.additive_kinds': ('white', 'pink', 'brown', 'hum', 'babble'),
+    'noise.fitted_weight': 1.0,
+    'noise.snr_db': (0.0, 15.0),
+    'noise.cross_std': 0.0,
+    'noise.seconds': 20.0,
+    'noise.babble_textures': 8,
+    'noise.babble_talkers': 4,
+    'noise.babble_frames': 512,
+    'noise.babble_freq_scale': (1.0, 1.0),
+    'noise.quiet_fraction': 0.3,
+    'noise.freq_scale': (1.0, 1.0),
+    'noise.level_db': (0.0, 0.0),
+    'noise.gain_distribution': 'uniform',
+    'noise.gain_range': (0.001, 2.0),
+    'noise.model_db_range': (-40.0, 30.0),
+    'noise.model_db_step': 0.5,
+    'noise.model_min_frames': 32,
+    'noise.model_min_log_gain_std': 0.0,
+    'noise.fitted_textures_above_db': float('inf'),
+    'noise.texture_levels': 'fitted',
+    'noise.val_noise_fraction': 0.25,
+    'noise.val_draws': 8,
+    'noise.val_cross_std': 0.0,
+    'infer.edge_padding': 'silence',
+    'infer.flip_average': False,
+}
 
 
 class CheckpointError(ValueError):
@@ -129,7 +207,7 @@ def save(manager: ocp.CheckpointManager, step: int, state: Any,
   model variables (orbax reads some flipped bits back as other values
   without an error; the digests tell), and `metric` (name, value), the
   validation metric that ranks steps."""
-  meta = {**meta, 'digest': digest(state),
+  meta = {**meta, 'config_version': CONFIG_VERSION, 'digest': digest(state),
           'variables_digest': digest(_variables(state))}
   if metric:
     meta['selection'] = {'name': metric[0], 'value': float(metric[1])}
@@ -138,12 +216,51 @@ def save(manager: ocp.CheckpointManager, step: int, state: Any,
                force=True)
 
 
+def _field(config: Dict[str, Any], name: str) -> Tuple[Dict[str, Any], str]:
+  """(section, key) of a dotted config field, its sections made if absent."""
+  *sections, key = name.split('.')
+  for section in sections:
+    config = config.setdefault(section, {})
+  return config, key
+
+
+def upgrade(meta: Dict[str, Any]) -> Dict[str, Any]:
+  """A step's meta at CONFIG_VERSION: the one place that knows history.
+
+  A version-0 meta gets each field it lacks with the value that keeps how
+  it was trained and denoises (`_ADDED_FIELDS`), renamed fields under
+  today's names, and beside the config the output form its model was built
+  with (before the noise stage training wrote it into model.output_mode)
+  and None for what it never recorded. The meta given is left as it is.
+  """
+  if meta.get('config_version') == CONFIG_VERSION:
+    return meta
+  meta = copy.deepcopy(meta)
+  config = meta['config']
+  for old, new in _RENAMED_FIELDS.items():
+    section, key = _field(config, old)
+    if key in section:
+      target, new_key = _field(config, new)
+      target.setdefault(new_key, section.pop(key))
+  for name, value in _ADDED_FIELDS.items():
+    section, key = _field(config, name)
+    section.setdefault(key, copy.deepcopy(value))
+  meta.setdefault('output_mode', config['model']['output_mode'])
+  for key in ('digest', 'variables_digest', 'val_loud_change_db'):
+    meta.setdefault(key, None)
+  meta['config_version'] = CONFIG_VERSION
+  return meta
+
+
 def restore_meta(manager: ocp.CheckpointManager, step: int) -> Dict[str, Any]:
-  return manager.restore(step, args=ocp.args.Composite(
-      meta=ocp.args.JsonRestore())).meta
+  """A step's meta, brought to CONFIG_VERSION (`upgrade`)."""
+  return upgrade(manager.restore(step, args=ocp.args.Composite(
+      meta=ocp.args.JsonRestore())).meta)
 
 
 def _verify(step: int, values: Any, expected: Optional[str]) -> None:
+  """IntegrityError where `values` differ from the digest `expected` (None:
+  a step saved before digests, nothing to check)."""
   if expected and digest(values) != expected:
     raise IntegrityError(f'checkpoint step {step}: the values read back do '
                          'not match the digest saved with them (corrupted '
@@ -156,20 +273,19 @@ def restore_state(manager: ocp.CheckpointManager, step: int,
   checked against meta['digest']."""
   state = manager.restore(step, args=ocp.args.Composite(
       state=ocp.args.StandardRestore(abstract_state))).state
-  _verify(step, state, meta.get('digest'))
+  _verify(step, state, meta['digest'])
   return state
 
 
 def restore_variables(manager: ocp.CheckpointManager, step: int,
                       meta: Dict[str, Any]) -> Dict[str, Any]:
   """Model variables only, on the default device, without a TrainState;
-  checked against meta['variables_digest'] (steps saved before it existed
-  carry none)."""
+  checked against meta['variables_digest'] (None: not recorded)."""
   device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
   state = manager.restore(step, args=ocp.args.Composite(
       state=ocp.args.StandardRestore(fallback_sharding=device))).state
   variables = _variables(state)
-  _verify(step, variables, meta.get('variables_digest'))
+  _verify(step, variables, meta['variables_digest'])
   return variables
 
 
@@ -241,11 +357,11 @@ def incompatible_fields(saved: Dict[str, Any], current: Dict[str, Any],
                         prefix: str = '') -> List[str]:
   """'field: saved -> current' for each fixed field a new config changes."""
   changes = []
-  # A field missing from the saved config is newer than the run; its default
-  # keeps the old behaviour, so it is not a change.
+  # Saved configs hold today's fields (`upgrade`); only fields both hold
+  # are compared, so a caller may pass part of a config.
   for key in sorted(set(saved) & set(current)):
     name = prefix + key
-    old, new = saved.get(key), current.get(key)
+    old, new = saved[key], current[key]
     if not any(name == f or name.startswith(f + '.') or f.startswith(name + '.')
                for f in FIXED_FIELDS):
       continue
@@ -254,14 +370,6 @@ def incompatible_fields(saved: Dict[str, Any], current: Dict[str, Any],
     elif json.loads(json.dumps(old)) != json.loads(json.dumps(new)):
       changes.append(f'{name}: {old!r} -> {new!r}')
   return changes
-
-
-def saved_output_mode(meta: Dict[str, Any]) -> Optional[str]:
-  """The output form a step's model was built with. Saved beside the config
-  since the noise stage decides it (mel_ae/fit_noise.py); before, training
-  wrote its decision into the saved config's model.output_mode, so steps
-  of that time hold it there (None: saved before the field existed)."""
-  return meta.get('output_mode', meta['config']['model'].get('output_mode'))
 
 
 def _as_built(config: Dict[str, Any],
@@ -291,7 +399,7 @@ def resume(manager: ocp.CheckpointManager, workdir: str,
     try:
       meta = restore_meta(manager, step)
       changes = incompatible_fields(
-          _as_built(meta['config'], saved_output_mode(meta)),
+          _as_built(meta['config'], meta['output_mode']),
           _as_built(config, output_mode))
     except _DAMAGE as e:
       error = e

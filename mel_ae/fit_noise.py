@@ -78,7 +78,7 @@ def needed(config: ml_collections.ConfigDict) -> bool:
   """Whether a run trains on fitted noise or lets the noise pick its output."""
   return config.train.mode == 'denoise' and (
       'fitted' in config.noise.kinds
-      or config.model.get('output_mode') == models.FITTED)
+      or config.model.output_mode == models.FITTED)
 
 
 def _digest(config: ml_collections.ConfigDict, clean: Sequence[np.ndarray],

@@ -40,12 +40,6 @@ EDGE_PADDINGS = ('silence', 'reflect')
 UNKNOWN_VOICE_MARGIN_DB = 1.0
 
 
-def edge_padding_of(infer) -> str:
-  """config.infer's edge padding; checkpoints saved before the field
-  existed denoised with silence past the ends, and still do."""
-  return infer.get('edge_padding', 'silence')
-
-
 def check_config(infer, stride: int) -> List[Tuple[bool, str]]:
   """(ok, message) pairs for config.infer; `stride` is the model's."""
   return [(infer.chunk_frames % stride == 0 and infer.margin_frames % stride == 0
@@ -53,7 +47,7 @@ def check_config(infer, stride: int) -> List[Tuple[bool, str]]:
            'infer.chunk_frames and infer.margin_frames must be multiples of '
            f"the model's stride {stride}"),
           (infer.batch_size >= 1, 'infer.batch_size must be >= 1'),
-          (edge_padding_of(infer) in EDGE_PADDINGS,
+          (infer.edge_padding in EDGE_PADDINGS,
            f'infer.edge_padding must be one of {EDGE_PADDINGS}')]
 
 
@@ -143,11 +137,11 @@ def denoise_power(model: nn.Module, variables: Dict[str, Any],
     outs = denoise_model_domain(
         model, variables, model_domain, infer_config.chunk_frames,
         infer_config.margin_frames, infer_config.batch_size,
-        normalizer.silence, edge_padding_of(infer_config))
+        normalizer.silence, infer_config.edge_padding)
     return [normalizer.inverse(o).astype(np.float32) for o in outs]
   z = [normalizer.forward(m) for m in mels]
   power = run(z)
-  if infer_config.get('flip_average', False):
+  if infer_config.flip_average:
     flipped = run([x[:, ::-1] for x in z])
     power = [(p + f[:, ::-1]) / 2 for p, f in zip(power, flipped)]
   return power
@@ -268,8 +262,8 @@ def load(workdir: str, step: Union[None, int, str] = None,
   step, meta, variables = checkpointing.read_for_inference(workdir, step)
   return Denoiser(ml_collections.ConfigDict(_tuples(meta['config'])),
                   variables, features.Normalizer.from_dict(meta['normalizer']),
-                  step, conv_impl, checkpointing.saved_output_mode(meta),
-                  meta.get('val_loud_change_db'))
+                  step, conv_impl, meta['output_mode'],
+                  meta['val_loud_change_db'])
 
 
 def load_pretrained(name: str = 'general', conv_impl: str = 'auto'

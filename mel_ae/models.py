@@ -215,7 +215,7 @@ FITTED = 'fitted'
 def stride(model_config) -> int:
   """How much the model downsamples: inputs' frames and bands must be
   multiples of it."""
-  if model_config.get('name', 'autoencoder') == 'unet':
+  if model_config.name == 'unet':
     return 2 ** (len(model_config.encoder_channels) - 1)
   return model_config.pool
 
@@ -352,7 +352,7 @@ def output_form(model_config, fitted_mode: Optional[str] = None
                 ) -> Optional[str]:
   """The output form a model is built with: model.output_mode or, where
   that is 'fitted', `fitted_mode`, what the noise stage decided."""
-  mode = model_config.get('output_mode')
+  mode = model_config.output_mode
   if mode != FITTED:
     return mode
   if fitted_mode is None:
@@ -366,21 +366,18 @@ def build_model(model_config, fitted_mode: Optional[str] = None,
   """The model a config describes; `model_config` is config.model.
 
   Config fields carry the module's field names; fields the module does not
-  have (e.g. the execution back-end that older checkpoints stored here) are
-  ignored. A field missing from an older checkpoint's config takes the
-  module default, which by convention keeps the behaviour the field had
-  before it existed. `modules` (`conv`, `upsample_conv`, `norm`) say how
-  the layers are computed: `mel_ae.backends.layers_for(config.runtime,
-  config.train.compute_dtype)`; `fitted_mode` the output form the noise
-  stage decided, for model.output_mode='fitted' (`output_form`).
+  have (another model's) are ignored. `modules` (`conv`, `upsample_conv`,
+  `norm`) say how the layers are computed: `mel_ae.backends.layers_for(
+  config.runtime, config.train.compute_dtype)`; `fitted_mode` the output
+  form the noise stage decided, for model.output_mode='fitted'
+  (`output_form`).
   """
-  cls = MODELS[model_config.get('name', 'autoencoder')]
+  cls = MODELS[model_config.name]
   names = {f.name for f in dataclasses.fields(cls)} - {
       'parent', 'name', 'conv', 'upsample_conv', 'norm'}
   fields = {k: tuple(v) if isinstance(v, (list, tuple)) else v
             for k, v in model_config.items() if k in names}
-  if 'output_mode' in fields:
-    fields['output_mode'] = output_form(model_config, fitted_mode)
+  fields['output_mode'] = output_form(model_config, fitted_mode)
   return cls(**fields, **modules)
 
 

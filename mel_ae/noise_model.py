@@ -378,8 +378,7 @@ def fit(clean: Sequence[np.ndarray], noisy: Sequence[np.ndarray], noise_config,
       histograms(_corrupt(model, sample, draws), segments), target)
   model = candidates(_search(lambda point: distance(candidates(point)), _START,
                              _GRIDS))
-  # (Configs from before the field: no such floor.)
-  if model.log_gain_std < noise_config.get('model_min_log_gain_std', 0.0):
+  if model.log_gain_std < noise_config.model_min_log_gain_std:
     # A spread this small is below what the histograms resolve, and the mean
     # gain is then what is left of the mean power after the floor's poorly
     # determined mean: it moved between 0.82 and 1.04 with the fit's random

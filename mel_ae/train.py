@@ -59,14 +59,14 @@ def _train_checks(t, crop_frames: int) -> List[Tuple[bool, str]]:
       (t.loss in LOSSES, f'train.loss must be one of {LOSSES}'),
       (t.compute_dtype in backends.COMPUTE_DTYPES,
        f'train.compute_dtype must be one of {backends.COMPUTE_DTYPES}'),
-      (all(0 <= 2 * b < crop_frames for b in [t.loss_border_frames, *(
-          t.get('output_loss_border_frames') or {}).values()]),
+      (all(0 <= 2 * b < crop_frames for b in [
+          t.loss_border_frames, *t.output_loss_border_frames.values()]),
        'train.loss_border_frames and output_loss_border_frames must be >= 0 '
        'and under half of data.crop_frames'),
       (t.loss_log_weight >= 0 and t.loss_power_weight >= 0,
        'train.loss_log_weight and loss_power_weight must be >= 0'),
-      (t.learning_rate > 0 and all(
-          v > 0 for v in (t.get('output_learning_rates') or {}).values()),
+      (t.learning_rate > 0
+       and all(v > 0 for v in t.output_learning_rates.values()),
        'train.learning_rate and train.output_learning_rates must be > 0'),
   ]
 
@@ -432,7 +432,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   writer = writers.MetricWriter(workdir, start, config) if primary else None
   # The config as started; the output form it was built with beside it.
   meta = {'config': config.to_dict(), 'output_mode': output_mode,
-          'normalizer': data.normalizer.to_dict()}
+          'normalizer': data.normalizer.to_dict(),
+          'val_loud_change_db': None}  # Until a validation measures it.
   pending, last_saved, test_outputs = [], start, None
   window_start, window_step = time.perf_counter(), start
   steps = range(int(state.step) + 1, t.num_steps + 1)

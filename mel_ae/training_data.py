@@ -95,11 +95,9 @@ def output_form_setting(config: ml_collections.ConfigDict, field: str,
                         table: str, fitted_mode: Optional[str] = None):
   """train.<field>, or train.<table>[output form] where the model's output
   form (`models.output_form`) has its own (e.g.
-  train.output_learning_rates['kernel']); 0 for a field that configs saved
-  before it lack."""
-  own = config.train.get(table) or {}
-  return own.get(models.output_form(config.model, fitted_mode),
-                 config.train.get(field, 0))
+  train.output_learning_rates['kernel'])."""
+  return config.train[table].get(models.output_form(config.model, fitted_mode),
+                                 config.train[field])
 
 
 def loss_border_frames(config: ml_collections.ConfigDict,

@@ -1,5 +1,7 @@
 """Checkpoints you can trust and pick: digests checked on every read, the best
-step kept beside the newest, damage (and only damage) moved aside."""
+step kept beside the newest, damage (and only damage) moved aside, and
+checkpoints saved before a format change read as today's."""
+import functools
 import json
 import logging
 import os
@@ -8,14 +10,24 @@ import sys
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 
+from configs import base
+from configs import tiny
 from conftest import ROOT
 import mel_ae
 from mel_ae import checkpointing
 from mel_ae import cli
+from mel_ae import mel_io
 from mel_ae import train
 from mel_ae import writers
+
+# Workdirs written before checkpoints carried a config_version (version 0):
+# by today's format less the field, and by the format before the execution
+# back-end left the model config.
+_V0 = os.path.join(ROOT, 'tests', 'data', 'config_v0')
+_V0_BACKEND_IN_MODEL = os.path.join(ROOT, 'tests', 'data', 'onednn_v0')
 
 
 @pytest.fixture(scope='module')
@@ -117,3 +129,82 @@ def test_a_load_warns_of_nothing_and_prints_short(tiny_run, caplog):
   assert repr(denoiser) == (
       "Denoiser(step=6, model='autoencoder', output_mode='image', "
       "conv_impl='auto')")
+
+
+def _saved_meta(workdir, step):
+  with open(os.path.join(checkpointing.checkpoint_dir(workdir), str(step),
+                         'meta', 'metadata')) as f:
+    return json.load(f)
+
+
+def _field_names(config, prefix=''):
+  """Dotted names of a config dict's fields (an empty section is one)."""
+  return {n for k, v in config.items() for n in (
+      _field_names(v, f'{prefix}{k}.') if isinstance(v, dict) and v
+      else [prefix + k])}
+
+
+@pytest.mark.parametrize('workdir, step', [(_V0, 6),
+                                           (_V0_BACKEND_IN_MODEL, 6)])
+def test_upgrade_gives_an_old_meta_every_field_of_today(workdir, step):
+  saved = _saved_meta(workdir, step)
+  meta = checkpointing.upgrade(saved)
+  assert 'config_version' not in saved  # The saved meta is left as it is.
+  assert meta['config_version'] == checkpointing.CONFIG_VERSION
+  assert (_field_names(meta['config'])
+          == _field_names(base.get_config().to_dict()))
+  value = lambda config, name: functools.reduce(dict.get, name.split('.'),
+                                                config)
+  for name in _field_names(saved['config']) - set(
+      checkpointing._RENAMED_FIELDS):  # pylint: disable=protected-access
+    assert value(meta['config'], name) == value(saved['config'], name), name
+  assert meta['output_mode'] == 'image'
+
+
+def test_upgrade_moves_the_backend_out_of_the_model_and_fills_the_rest():
+  meta = checkpointing.upgrade(_saved_meta(_V0_BACKEND_IN_MODEL, 6))
+  config = meta['config']
+  assert config['runtime']['conv_impl'] == 'onednn'
+  assert config['runtime']['phase_upsample'] is True
+  assert 'conv_impl' not in config['model']
+  # What the code assumed of configs before each field existed.
+  assert config['infer']['edge_padding'] == 'silence'
+  assert config['infer']['flip_average'] is False
+  assert config['audio']['pad_mode'] == 'constant'
+  assert config['model']['name'] == 'autoencoder'
+  assert config['noise']['model_min_log_gain_std'] == 0.0
+  assert config['train']['output_learning_rates'] == {}
+  assert meta['variables_digest'] is None
+  assert meta['val_loud_change_db'] is None
+
+
+def test_a_checkpoint_saved_now_carries_the_version(run):
+  saved = _saved_meta(run, 6)
+  assert saved['config_version'] == checkpointing.CONFIG_VERSION
+  assert checkpointing.upgrade(saved) is saved
+
+
+def test_a_workdir_saved_before_the_version_denoises_as_it_did():
+  expected = np.load(os.path.join(_V0, 'expected.npz'))['denoised']
+  noisy = mel_io.load_mel(os.path.join(
+      ROOT, 'mel_ae', 'corpus', 'test', 'noisy', 'noised_120.npy'))[:, :96]
+  denoiser = mel_ae.load(_V0)
+  np.testing.assert_allclose(denoiser.denoise(noisy), expected, rtol=1e-5,
+                             atol=1e-6 * np.abs(expected).max())
+  assert denoiser.val_loud_change_db == pytest.approx(-34.293, abs=1e-3)
+  assert repr(denoiser) == (
+      "Denoiser(step=6, model='autoencoder', output_mode='image', "
+      "conv_impl='auto')")
+
+
+def test_a_workdir_saved_before_the_version_resumes(tmp_path):
+  workdir = str(tmp_path / 'copy')
+  subprocess.run(['cp', '-r', _V0, workdir], check=True)
+  config = tiny.get_config()
+  config.train.num_steps = 7
+  config.train.keep_checkpoints = 1
+  config.data.test_noisy_dir = config.data.test_clean_dir = ''
+  train.train_and_evaluate(config, workdir)
+  assert [r['step'] for r in writers.read_metrics(workdir)] == [7]
+  assert _saved_meta(workdir, 7)['config_version'] == (
+      checkpointing.CONFIG_VERSION)

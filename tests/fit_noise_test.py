@@ -114,14 +114,15 @@ def test_training_reads_the_stage_and_never_fits(tmp_path, monkeypatch):
 
 def _as_saved_before_the_stage(workdir: str) -> None:
   """Rewrites every step's meta as training wrote it before the stage: the
-  decided output form in the config, nothing beside it (the digests cover
-  the values, not the meta)."""
+  decided output form in the config, nothing beside it, no config_version
+  (the digests cover the values, not the meta)."""
   for step in os.listdir(checkpointing.checkpoint_dir(workdir)):
     path = os.path.join(checkpointing.checkpoint_dir(workdir), step, 'meta',
                         'metadata')
     with open(path) as f:
       meta = json.load(f)
     meta['config']['model']['output_mode'] = meta.pop('output_mode')
+    del meta['config_version']
     with open(path, 'w') as f:
       json.dump(meta, f)
 

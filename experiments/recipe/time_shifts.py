@@ -84,7 +84,7 @@ def denoised_view(denoiser: inference.Denoiser, mels, shift: int,
   padded past their ends as the run's inference pads them."""
   flip = (lambda m: m[:, ::-1]) if reverse else (lambda m: m)
   silence, infer = denoiser.normalizer.silence, denoiser.config.infer
-  edge_padding = inference.edge_padding_of(infer)
+  edge_padding = infer.edge_padding
   padded = [inference.extend_ends(flip(m), shift, 0, silence, edge_padding)
             for m in mels]
   outputs = inference.denoise_model_domain(
