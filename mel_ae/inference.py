@@ -169,8 +169,8 @@ class Denoiser:
   step: int
   conv_impl: str = 'auto'
   output_mode: Optional[str] = None
-  # The most its validation windows' loudest bins lost
-  # (`metrics.loud_power_change_db`, 1st percentile); None: not measured.
+  # What its validation's loudest bins lost, all frames taken as one
+  # recording (`metrics.loud_power_change_db`); None: not measured.
   val_loud_change_db: Optional[float] = None
 
   @property
@@ -208,8 +208,8 @@ class Denoiser:
   def loud_changes(self, noisy: Sequence[np.ndarray],
                    denoised: Sequence[np.ndarray]) -> List[Optional[float]]:
     """Per input, the dB its loudest bins lost where that is more than
-    the model's own validation ever lost plus UNKNOWN_VOICE_MARGIN_DB
-    (speech it takes for noise: a voice it was not trained on); else None."""
+    the model's own validation lost plus UNKNOWN_VOICE_MARGIN_DB (speech
+    it takes for noise: a voice it was not trained on); else None."""
     if self.val_loud_change_db is None:
       return [None] * len(noisy)
     limit = self.val_loud_change_db - UNKNOWN_VOICE_MARGIN_DB
@@ -220,16 +220,16 @@ class Denoiser:
   def unknown_voices(self, changes: Sequence[Optional[float]],
                      names: Optional[Sequence[str]] = None) -> Optional[str]:
     """One warning line where inputs lost more than the model's own voice
-    ever did (`changes` from `loud_changes`); None where none did."""
+    does (`changes` from `loud_changes`); None where none did."""
     lost = [(c, i) for i, c in enumerate(changes) if c is not None]
     if not lost:
       return None
     worst, index = min(lost)
     name = names[index] if names else f'input {index}'
     return (f'warning: {len(lost)} of {len(changes)} inputs lost up to '
-            f'{-worst:.1f} dB of their loudest power ({name}), where this '
-            f'model never lost more than {-self.val_loud_change_db:.1f} dB on'
-            ' its training voice: a voice it was not trained on? '
+            f'{-worst:.1f} dB of their loudest power ({name}); on its '
+            f'training voice this model loses {-self.val_loud_change_db:.1f}'
+            ' dB there: a voice it was not trained on? '
             '`--pretrained=general` denoises any voice.')
 
   def denoise(self, mel: np.ndarray,
