@@ -20,7 +20,10 @@ _ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)),
                      'pretrained_models')
 # checkpointing.digest of each shipped model's variables: what was trained
 # by the command in README.md, bit for bit.
-DIGESTS = {}
+DIGESTS = {
+    'general':
+        '44ec8e818c0869fef64224c32f3992b13f08e5a683b901b84324a87cf725510d',
+}
 
 
 class PretrainedError(ValueError):
@@ -78,7 +81,8 @@ def initialize(state: Any, name: str, transform: str
   if not copied:
     raise PretrainedError(f'init_from {name!r}: no parameter has the shape '
                           "of this config's model; use init_from=''")
+  rest = ', the rest fresh' if copied < total else ''
   line = (f'Started from {name!r}: {copied:,} of {total:,} parameters '
-          f'({copied / total:.0%}), the rest fresh; its normaliser kept.')
+          f'({copied / total:.0%}){rest}; its normaliser kept.')
   return (state.replace(params=params, batch_stats=batch_stats), normalizer,
           line)
