@@ -16,6 +16,8 @@ experiments/subtract/README.md). The loss is weighted toward raw power, and a
 full-resolution skip keeps detail that the pooling would lose. It knows
 additive noise only; configs/denoise.py learns whatever the noisy files have.
 """
+import ml_collections
+
 from configs import base
 
 
@@ -24,9 +26,16 @@ def get_config():
   config.train.mode = 'denoise'
   config.train.num_steps = 1200
   config.train.loss_power_weight = 1e-5
+  # The noise bank's kinds (mel_ae/settings.py has the rest of its fields).
+  config.noise = ml_collections.ConfigDict()
+  config.noise.kinds = ('white', 'pink', 'brown', 'hum', 'babble',
+                        'estimated')
   config.model.output_mode = 'subtract'
   config.model.max_subtraction = 4.0
   config.model.mask_exponent = 1.0 / config.data.root
+  # 'minimum' (minimum statistics) or 'quiet' (the quietest frames' mean;
+  # experiments/subtract/README.md), within 32 frames either side.
+  config.model.noise_estimate = 'minimum'
   config.model.skip_channels = 8
   # Tracks the fast-changing early network; 0.99 leaves stale statistics.
   config.model.bn_momentum = 0.9
