@@ -31,6 +31,7 @@ experiments/training_noise/README.md.
 import ml_collections
 
 from configs import base
+from mel_ae import settings
 
 
 def get_config():
@@ -38,13 +39,10 @@ def get_config():
   config.train.mode = 'denoise'
   config.train.num_steps = 2000  # about 9 minutes on 2 CPU cores
 
-  # The noise bank and noise model (mel_ae/settings.py lists every field;
-  # here what this recipe changes and what its studies sweep).
-  config.noise = ml_collections.ConfigDict()
+  # The noise bank and the noise model: every field, each explained in
+  # mel_ae/settings.py, which gives the values this recipe does not change.
+  config.noise = settings.fill('noise', None)
   config.noise.kinds = ('fitted',)
-  # The prior drawn beside an additive fit
-  # (experiments/training_noise/sweeps/additive_prior.py).
-  config.noise.additive_kinds = ('white', 'pink', 'brown', 'hum', 'babble')
   # The data's own noise in half the crops, the prior's five kinds in the
   # rest (experiments/training_noise/sweeps/fitted_weight.py, on validation).
   config.noise.fitted_weight = 5.0
@@ -55,13 +53,6 @@ def get_config():
   # the waveform gives (experiments/training_noise/sweeps/cross_term.py, on
   # validation).
   config.noise.cross_std = 0.4
-  # The prior's babble: 8 textures of the training voice as it is
-  # (experiments/training_noise/sweeps/babble_prior.py).
-  config.noise.babble_textures = 8
-  config.noise.babble_freq_scale = (1.0, 1.0)
-  # A fitted per-bin gain with a log-gain std below this is none
-  # (experiments/recipe/README.md).
-  config.noise.model_min_log_gain_std = 0.1
 
   # A U-Net (mel_ae/models.py's UNet; its defaults: BatchNorm, a (3, 7)
   # kernel window) whose output form the noise stage decides.

@@ -16,9 +16,8 @@ experiments/subtract/README.md). The loss is weighted toward raw power, and a
 full-resolution skip keeps detail that the pooling would lose. It knows
 additive noise only; configs/denoise.py learns whatever the noisy files have.
 """
-import ml_collections
-
 from configs import base
+from mel_ae import settings
 
 
 def get_config():
@@ -26,8 +25,10 @@ def get_config():
   config.train.mode = 'denoise'
   config.train.num_steps = 1200
   config.train.loss_power_weight = 1e-5
-  # The noise bank's kinds (mel_ae/settings.py has the rest of its fields).
-  config.noise = ml_collections.ConfigDict()
+  # The noise bank (every field, each explained in mel_ae/settings.py, at
+  # the values given there): synthetic noise, babble and the unpaired noisy
+  # files' quiet frames.
+  config.noise = settings.fill('noise', None)
   config.noise.kinds = ('white', 'pink', 'brown', 'hum', 'babble',
                         'estimated')
   config.model.output_mode = 'subtract'

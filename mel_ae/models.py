@@ -217,7 +217,10 @@ FITTED = 'fitted'
 
 def stride(model_config) -> int:
   """How much the model downsamples: inputs' frames and bands must be
-  multiples of it."""
+  multiples of it (1 for an unknown model.name, which check_config
+  refuses)."""
+  if model_config.name not in MODELS:
+    return 1
   m = model_fields(model_config)
   if m.name == 'unet':
     return 2 ** (len(m.encoder_channels) - 1)
