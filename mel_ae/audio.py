@@ -70,12 +70,12 @@ class MelSpec:
 def check_config(audio_config) -> List[Tuple[bool, str]]:
   """(ok, message) for `config.audio` (a ConfigDict or dict); a field it
   leaves out is MelSpec's default."""
-  defaults = {f.name: f.default for f in dataclasses.fields(MelSpec)}
-  pad_mode = audio_config.get('pad_mode', defaults['pad_mode'])
-  norm = audio_config.get('norm', defaults['norm'])
+  spec = {f.name: f.default for f in dataclasses.fields(MelSpec)}
+  spec.update(audio_config)
   return [
-      (pad_mode in PAD_MODES, f'audio.pad_mode must be one of {PAD_MODES}'),
-      (_norm(norm) in NORMS,
+      (spec['pad_mode'] in PAD_MODES,
+       f'audio.pad_mode must be one of {PAD_MODES}'),
+      (_norm(spec['norm']) in NORMS,
        "audio.norm must be 'slaney' or 'none'"),
   ]
 
