@@ -31,12 +31,21 @@ experiments/training_noise/README.md.
 import ml_collections
 
 from configs import base
+from mel_ae import settings
 
 
 def get_config():
   config = base.get_config()
   config.train.mode = 'denoise'
+  config.train.num_steps = 2000  # about 9 minutes on 2 CPU cores
+
+  # The noise bank and the noise model: every field, each explained in
+  # mel_ae/settings.py, which gives the values this recipe does not change.
+  config.noise = settings.fill('noise', None)
   config.noise.kinds = ('fitted',)
+  # The data's own noise in half the crops, the prior's five kinds in the
+  # rest (experiments/training_noise/sweeps/fitted_weight.py, on validation).
+  config.noise.fitted_weight = 5.0
   # Additive noise: each noisy file's quiet frames at their own power
   # (experiments/training_noise/sweeps/texture_levels.py, on validation).
   config.noise.texture_levels = 'own'
@@ -44,34 +53,40 @@ def get_config():
   # the waveform gives (experiments/training_noise/sweeps/cross_term.py, on
   # validation).
   config.noise.cross_std = 0.4
-  # The data's own noise in half the crops, the prior's five kinds in the
-  # rest (experiments/training_noise/sweeps/fitted_weight.py, on validation).
-  config.noise.fitted_weight = 5.0
+
+  # A U-Net (mel_ae/models.py's UNet; its defaults: BatchNorm, a (3, 7)
+  # kernel window) whose output form the noise stage decides.
+  config.model = ml_collections.ConfigDict()
   config.model.name = 'unet'
   config.model.encoder_channels = (16, 32, 64)
   config.model.kernel_size = 3
   config.model.output_kernel_size = 1
-  config.model.output_mode = 'fitted'
   config.model.bn_momentum = 0.9
   config.model.bn_epsilon = 1e-5
+  config.model.output_mode = 'fitted'
+
   config.data.transform = 'log'
   config.data.time_flip = True
+
   config.train.loss = 'power'
   # Less weight on it leaves more to the raw-power MSE, where LSD has room
   # (experiments/sweeps/log_weight_{additive,dev_voice}.py, and a gain run
   # at 2,000 steps: lower on validation everywhere).
   config.train.loss_log_weight = 0.3
   config.train.lr_schedule = 'one_cycle'
-  # The 'kernel' output (the gain family) trains best at a higher peak
-  # (experiments/sweeps/learning_rate_{gain,additive}.py, on validation).
-  config.train.output_learning_rates = ml_collections.ConfigDict(
-      {'kernel': 1.2e-2})
   config.train.weight_decay = 1e-2
-  # The 'residual' output (additive noise) trains best with the 16 frames
-  # at either crop edge out of the loss; the 'kernel' output worst (on
-  # validation, whole files: experiments/recipe/README.md).
-  config.train.output_loss_border_frames = ml_collections.ConfigDict(
-      {'residual': 16})
+  # What each output form the noise stage may decide trains with, over the
+  # train fields: the 'kernel' output (the gain family) best at a higher
+  # peak (experiments/recipe/sweeps/learning_rate_{gain,additive}.py, on
+  # validation); the 'residual' output (additive noise) best with the 16
+  # frames at either crop edge out of the loss, the 'kernel' output worst
+  # (on validation, whole files: experiments/recipe/README.md).
+  config.train.output_forms = ml_collections.ConfigDict()
+  config.train.output_forms.kernel = ml_collections.ConfigDict(
+      {'learning_rate': 1.2e-2})
+  config.train.output_forms.residual = ml_collections.ConfigDict(
+      {'loss_border_frames': 16})
+
   config.infer.flip_average = True
   # The U-Net's receptive radius is 26 frames (29 with the 'kernel' output's
   # 3x7 window): 32 frames of context give what one pass gives, at half the
@@ -80,5 +95,4 @@ def get_config():
   # A noisy file's ends mirrored, not silence, which no training crop has
   # (on validation, whole held-out files: experiments/recipe/README.md).
   config.infer.edge_padding = 'reflect'
-  config.train.num_steps = 2000  # about 9 minutes on 2 CPU cores
   return config

@@ -17,6 +17,7 @@ full-resolution skip keeps detail that the pooling would lose. It knows
 additive noise only; configs/denoise.py learns whatever the noisy files have.
 """
 from configs import base
+from mel_ae import settings
 
 
 def get_config():
@@ -24,9 +25,18 @@ def get_config():
   config.train.mode = 'denoise'
   config.train.num_steps = 1200
   config.train.loss_power_weight = 1e-5
+  # The noise bank (every field, each explained in mel_ae/settings.py, at
+  # the values given there): synthetic noise, babble and the unpaired noisy
+  # files' quiet frames.
+  config.noise = settings.fill('noise', None)
+  config.noise.kinds = ('white', 'pink', 'brown', 'hum', 'babble',
+                        'estimated')
   config.model.output_mode = 'subtract'
   config.model.max_subtraction = 4.0
   config.model.mask_exponent = 1.0 / config.data.root
+  # 'minimum' (minimum statistics) or 'quiet' (the quietest frames' mean;
+  # experiments/subtract/README.md), within 32 frames either side.
+  config.model.noise_estimate = 'minimum'
   config.model.skip_channels = 8
   # Tracks the fast-changing early network; 0.99 leaves stale statistics.
   config.model.bn_momentum = 0.9

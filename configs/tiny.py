@@ -16,7 +16,6 @@ def get_config():
   config.train.log_every = 2
   config.train.eval_every = 3
   config.train.checkpoint_every = 3
-  config.train.eval_batch_size = 4
   config.infer.chunk_frames = 64
   config.infer.margin_frames = 16
   return config

@@ -60,18 +60,22 @@ class MelSpec:
 
   @classmethod
   def from_config(cls, cfg) -> 'MelSpec':
-    """Builds a spec from a ConfigDict or dict; unknown keys are ignored."""
+    """Builds a spec from a ConfigDict or dict (config.audio): a field it
+    leaves out takes the default above; unknown keys are ignored."""
     cast = lambda f: _norm if f.name == 'norm' else f.type
     return cls(**{f.name: cast(f)(cfg[f.name]) for f in dataclasses.fields(cls)
                   if f.name in cfg})
 
 
 def check_config(audio_config) -> List[Tuple[bool, str]]:
-  """(ok, message) for `config.audio` (a ConfigDict or dict)."""
+  """(ok, message) for `config.audio` (a ConfigDict or dict); a field it
+  leaves out is MelSpec's default."""
+  spec = {f.name: f.default for f in dataclasses.fields(MelSpec)}
+  spec.update(audio_config)
   return [
-      (audio_config['pad_mode'] in PAD_MODES,
+      (spec['pad_mode'] in PAD_MODES,
        f'audio.pad_mode must be one of {PAD_MODES}'),
-      (_norm(audio_config['norm']) in NORMS,
+      (_norm(spec['norm']) in NORMS,
        "audio.norm must be 'slaney' or 'none'"),
   ]
 

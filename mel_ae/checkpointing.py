@@ -34,13 +34,16 @@ ITEMS = ('state', 'meta')
 _DAMAGE = (ValueError, KeyError, FileNotFoundError)
 # What a resumed run may not change: the model, the features, the objective.
 FIXED_FIELDS = ('model', 'audio', 'data.transform', 'data.root',
-                'data.top_db', 'train.mode')
+                'train.mode')
 
 # The format of the meta `save` writes. 1: a complete config, and beside it
 # 'output_mode', 'digest', 'variables_digest', 'val_loud_change_db' (None:
 # not measured). A meta without the field is version 0: every checkpoint
-# written before it, each with the config fields of its day.
-CONFIG_VERSION = 1
+# written before it, each with the config fields of its day. 2: configs
+# split by recipe (configs/base.py and mel_ae/settings.py): a config holds
+# what its recipe sets, the per-output-form tables became
+# train.output_forms, and fields no recipe used are gone (_DROPPED_FIELDS).
+CONFIG_VERSION = 2
 # Config fields saved under another name before (old: current).
 _RENAMED_FIELDS = {'model.conv_impl': 'runtime.conv_impl',
                    'model.phase_upsample': 'runtime.phase_upsample',
@@ -107,6 +110,21 @@ _ADDED_FIELDS = {
     'noise.val_cross_std': 0.0,
     'infer.edge_padding': 'silence',
     'infer.flip_average': False,
+}
+
+
+# Version 1 fields gone in version 2, each with the one value mel_ae still
+# trains with. Inference never read them (the normaliser is saved beside
+# the config); a run saved with another value is refused on resume.
+_DROPPED_FIELDS = {
+    'data.top_db': 80.0,
+    'data.log_eps': 1e-6,
+    'data.crop_past_ends': 0,
+    'train.eval_batch_size': None,  # validation batches: train.batch_size
+    'train.adam_eps': 1e-7,
+    'train.warmup_steps': None,  # only read by the 'cosine' schedule
+    'train.grad_clip_norm': 0.0,
+    'noise.freq_scale': [1.0, 1.0],
 }
 
 
@@ -207,7 +225,8 @@ def save(manager: ocp.CheckpointManager, step: int, state: Any,
   model variables (orbax reads some flipped bits back as other values
   without an error; the digests tell), and `metric` (name, value), the
   validation metric that ranks steps."""
-  meta = {**meta, 'config_version': CONFIG_VERSION, 'digest': digest(state),
+  meta = {**meta, 'config_version': CONFIG_VERSION, 'unsupported': [],
+          'digest': digest(state),
           'variables_digest': digest(_variables(state))}
   if metric:
     meta['selection'] = {'name': metric[0], 'value': float(metric[1])}
@@ -224,19 +243,9 @@ def _field(config: Dict[str, Any], name: str) -> Tuple[Dict[str, Any], str]:
   return config, key
 
 
-def upgrade(meta: Dict[str, Any]) -> Dict[str, Any]:
-  """A step's meta at CONFIG_VERSION: the one place that knows history.
-
-  A version-0 meta gets each field it lacks with the value that keeps how
-  it was trained and denoises (`_ADDED_FIELDS`), renamed fields under
-  today's names, and beside the config the output form its model was built
-  with (before the noise stage training wrote it into model.output_mode)
-  and None for what it never recorded. The meta given is left as it is.
-  """
-  if meta.get('config_version') == CONFIG_VERSION:
-    return meta
-  meta = copy.deepcopy(meta)
-  config = meta['config']
+def _upgrade_v0(config: Dict[str, Any]) -> None:
+  """Version 0 -> 1: renamed fields under today's names, and each field it
+  lacks with the value that keeps how it was trained and denoises."""
   for old, new in _RENAMED_FIELDS.items():
     section, key = _field(config, old)
     if key in section:
@@ -245,9 +254,53 @@ def upgrade(meta: Dict[str, Any]) -> Dict[str, Any]:
   for name, value in _ADDED_FIELDS.items():
     section, key = _field(config, name)
     section.setdefault(key, copy.deepcopy(value))
-  meta.setdefault('output_mode', config['model']['output_mode'])
-  for key in ('digest', 'variables_digest', 'val_loud_change_db'):
-    meta.setdefault(key, None)
+
+
+def _upgrade_v1(config: Dict[str, Any]) -> List[str]:
+  """Version 1 -> 2: the per-output-form tables as train.output_forms, and
+  the dropped fields removed; returns 'field=value' for each that held a
+  value mel_ae no longer trains with."""
+  train = config['train']
+  forms = {}
+  for table, field in (('output_learning_rates', 'learning_rate'),
+                       ('output_loss_border_frames', 'loss_border_frames')):
+    for form, value in train.pop(table, {}).items():
+      forms.setdefault(form, {})[field] = value
+  train['output_forms'] = forms
+  unsupported = []
+  for name, kept in _DROPPED_FIELDS.items():
+    section, key = _field(config, name)
+    if key in section:
+      value = section.pop(key)
+      if kept is not None and json.loads(json.dumps(value)) != kept:
+        unsupported.append(f'{name}={value!r}')
+  if train.get('lr_schedule') == 'cosine':
+    unsupported.append("train.lr_schedule='cosine'")
+  return unsupported
+
+
+def upgrade(meta: Dict[str, Any]) -> Dict[str, Any]:
+  """A step's meta at CONFIG_VERSION: the one place that knows history.
+
+  Version 0 (`_upgrade_v0`) gets beside the config the output form its
+  model was built with (before the noise stage training wrote it into
+  model.output_mode) and None for what it never recorded; version 1
+  (`_upgrade_v1`) the split configs' fields. A config field of a recipe
+  that a saved config lacks is read as today's code reads it
+  (mel_ae/settings.py); 'unsupported' lists the dropped fields whose value
+  resuming cannot keep (inference never read them). The meta given is
+  left as it is.
+  """
+  if meta.get('config_version') == CONFIG_VERSION:
+    return meta
+  meta = copy.deepcopy(meta)
+  config = meta['config']
+  if not meta.get('config_version'):
+    _upgrade_v0(config)
+    meta.setdefault('output_mode', config['model']['output_mode'])
+    for key in ('digest', 'variables_digest', 'val_loud_change_db'):
+      meta.setdefault(key, None)
+  meta['unsupported'] = _upgrade_v1(config)
   meta['config_version'] = CONFIG_VERSION
   return meta
 
@@ -404,6 +457,8 @@ def resume(manager: ocp.CheckpointManager, workdir: str,
     except _DAMAGE as e:
       error = e
     else:
+      changes += [f'{field} (no longer supported)'
+                  for field in meta['unsupported']]
       if changes:
         raise CheckpointError(
             f'{workdir} holds a run with another model or features '

@@ -38,6 +38,7 @@ from mel_ae import mel_io
 from mel_ae import models
 from mel_ae import noise_bank
 from mel_ae import noise_model
+from mel_ae import settings
 
 FILE = 'noise_model.json'
 FLAGS = flags.FLAGS
@@ -77,17 +78,19 @@ class NoiseFit:
 def needed(config: ml_collections.ConfigDict) -> bool:
   """Whether a run trains on fitted noise or lets the noise pick its output."""
   return config.train.mode == 'denoise' and (
-      'fitted' in config.noise.kinds
+      'fitted' in settings.section(config, 'noise').kinds
       or config.model.output_mode == models.FITTED)
 
 
 def _digest(config: ml_collections.ConfigDict, clean: Sequence[np.ndarray],
             noisy: Sequence[np.ndarray]) -> str:
-  """sha256 of what a fit reads: the config sections and the files."""
-  settings = json.dumps([config.noise.to_dict(), config.audio.to_dict(),
-                         config.seed, len(clean), len(noisy)], sort_keys=True)
+  """sha256 of what a fit reads: the noise and audio settings (as filled in:
+  `settings.section`, audio.MelSpec), the seed and the files."""
+  read = json.dumps([settings.section(config, 'noise').to_dict(),
+                     dataclasses.asdict(audio.MelSpec.from_config(config.audio)),
+                     config.seed, len(clean), len(noisy)], sort_keys=True)
   files = checkpointing.digest((clean, noisy))
-  return hashlib.sha256((settings + files).encode()).hexdigest()
+  return hashlib.sha256((read + files).encode()).hexdigest()
 
 
 def _fit(config: ml_collections.ConfigDict, clean: Sequence[np.ndarray],
@@ -95,11 +98,12 @@ def _fit(config: ml_collections.ConfigDict, clean: Sequence[np.ndarray],
          ) -> Tuple[NoiseFit, noise_bank.NoiseBank]:
   """The fit and the bank it makes (whose kinds that only scale the power
   decide the output form)."""
-  kinds = noise_bank.available_kinds(config.noise, config.data.noisy_dir,
+  noise_config = settings.section(config, 'noise')
+  kinds = noise_bank.available_kinds(noise_config, config.data.noisy_dir,
                                      noisy)
   try:
     bank = noise_bank.build_noise_bank(
-        config.noise, audio.MelSpec.from_config(config.audio), clean, noisy,
+        noise_config, audio.MelSpec.from_config(config.audio), clean, noisy,
         config.seed, kinds=kinds)
   except noise_model.NoiseModelError as e:
     raise NoiseFitError(f'data.noisy_dir {config.data.noisy_dir}: {e}'
@@ -155,7 +159,7 @@ def _check_config(config: ml_collections.ConfigDict) -> None:
   checks = (models.check_config(config)
             + input_pipeline.check_config(config.data,
                                           models.stride(config.model))
-            + noise_bank.check_config(config.noise)
+            + noise_bank.check_config(settings.section(config, 'noise'))
             + audio.check_config(config.audio))
   for ok, message in checks:
     if not ok:
@@ -174,7 +178,8 @@ def _write(workdir: str, config: ml_collections.ConfigDict,
   os.makedirs(workdir, exist_ok=True)
   if fit.model is not None:
     noise_model.plot(os.path.join(workdir, 'noise_model.png'), fit.model,
-                     clean, noisy, config.noise, config.seed,
+                     clean, noisy, settings.section(config, 'noise'),
+                     config.seed,
                      bank.corruptions['fitted'])
   path = os.path.join(workdir, FILE)
   with open(path + '.tmp', 'w') as f:

@@ -27,6 +27,7 @@ from mel_ae import mel_io
 from mel_ae import metrics
 from mel_ae import models
 from mel_ae import pretrained
+from mel_ae import settings
 from mel_ae import waveform
 
 
@@ -131,8 +132,10 @@ def denoise_power(model: nn.Module, variables: Dict[str, Any],
   """Power mels in, power mels out (float32), through the model domain.
 
   With infer.flip_average, the mean (in power) of the denoised mel and of
-  the denoised time reversal, reversed back.
+  the denoised time reversal, reversed back. `infer_config`: config.infer,
+  what a recipe leaves out filled in (`settings.fill`).
   """
+  infer_config = settings.fill('infer', infer_config)
   def run(model_domain):
     outs = denoise_model_domain(
         model, variables, model_domain, infer_config.chunk_frames,

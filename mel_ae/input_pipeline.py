@@ -24,9 +24,7 @@ def check_config(d, stride: int) -> List[Tuple[bool, str]]:
        f'stride {stride}'),
       (d.transform in features.KINDS,
        f'data.transform must be one of {features.KINDS}'),
-      (d.log_eps > 0, 'data.log_eps must be > 0'),
       (0 <= d.val_fraction < 1, 'data.val_fraction must be in [0, 1)'),
-      (d.crop_past_ends >= 0, 'data.crop_past_ends must be >= 0'),
       (bool(d.train_dir), 'data.train_dir is empty: training (and adapting '
        'a model to a speaker) needs clean speech; noisy files alone cannot '
        'teach a model what the speaker sounds like. Without clean files, '
@@ -166,28 +164,18 @@ class NoisyCropSampler:
 
   def __init__(self, clean_power: Sequence[np.ndarray],
                bank: noise_bank.NoiseBank, normalizer,
-               crop_frames: int, batch_size: int, seed: int, noise_config,
-               centres_hz: np.ndarray):
+               crop_frames: int, batch_size: int, seed: int,
+               level_db: Tuple[float, float] = (0.0, 0.0)):
     self._crops = CropSampler(clean_power, crop_frames, batch_size, seed)
     self._bank = bank
     self._normalizer = normalizer
     self._seed = seed
-    self._noise = noise_config
-    self._centres_hz = centres_hz
-
-  def _warp(self, clean: np.ndarray, step: int) -> np.ndarray:
-    """Each crop at a random pitch: noise.freq_scale's range, log-uniform."""
-    low, high = np.log(self._noise.freq_scale)
-    if low == high == 0:
-      return clean
-    rng = np.random.default_rng([self._seed, step, 2])
-    return np.stack([audio.warp_frequency(c, np.exp(rng.uniform(low, high)),
-                                    self._centres_hz) for c in clean])
+    self._level_db = tuple(level_db)
 
   def _levels(self, count: int, step: int) -> Optional[np.ndarray]:
     """A random level factor per crop: noise.level_db's range, uniform in
     dB (a model for anyone's recordings meets any loudness); None: off."""
-    low, high = self._noise.level_db
+    low, high = self._level_db
     if low == high == 0:
       return None
     rng = np.random.default_rng([self._seed, step, 4])
@@ -196,7 +184,7 @@ class NoisyCropSampler:
   def __call__(self, step: int) -> dict:
     """{'input', 'target'} and, with level augmentation, each crop's level
     factor ('level', which the loss divides out)."""
-    clean = self._warp(self._crops(step)[..., 0], step)
+    clean = self._crops(step)[..., 0]
     levels = self._levels(len(clean), step)
     if levels is not None:
       clean = clean * levels[:, None, None]

@@ -10,6 +10,7 @@ run-time choice (`conv` / `upsample_conv` modules, see mel_ae/backends).
 """
 import dataclasses
 import functools
+import types
 from typing import Any, List, Optional, Sequence, Tuple
 
 import flax.linen as nn
@@ -205,6 +206,8 @@ def kernel_output(z: jax.Array, logits: jax.Array,
 
 
 MODELS = {'autoencoder': AutoEncoder, 'unet': UNet}
+# Module fields that are not model settings: flax's, and how layers compute.
+_NOT_CONFIG = ('parent', 'name', 'conv', 'upsample_conv', 'norm')
 UNET_OUTPUT_MODES = ('residual', 'image', 'kernel')
 # A config value, not a model: the noise stage decides 'kernel' or
 # 'residual' from the noise it fits (mel_ae/fit_noise.py), and the model is
@@ -214,10 +217,14 @@ FITTED = 'fitted'
 
 def stride(model_config) -> int:
   """How much the model downsamples: inputs' frames and bands must be
-  multiples of it."""
-  if model_config.name == 'unet':
-    return 2 ** (len(model_config.encoder_channels) - 1)
-  return model_config.pool
+  multiples of it (1 for an unknown model.name, which check_config
+  refuses)."""
+  if model_config.name not in MODELS:
+    return 1
+  m = model_fields(model_config)
+  if m.name == 'unet':
+    return 2 ** (len(m.encoder_channels) - 1)
+  return m.pool
 
 
 # Guards for logs and powers of the root domain (x ** (1/exponent) of a
@@ -290,11 +297,23 @@ def subtract_noise(x: jax.Array, noise: jax.Array, logits: jax.Array,
   return x * gain ** exponent
 
 
+def model_fields(model_config) -> types.SimpleNamespace:
+  """config.model as its module is built: its name, and each of the
+  module's fields from the config or, where the recipe leaves it out, the
+  module's default (fields of another model are ignored)."""
+  cls = MODELS[model_config.name]
+  fields = {f.name: f.default for f in dataclasses.fields(cls)
+            if f.name not in _NOT_CONFIG}
+  fields.update({k: tuple(v) if isinstance(v, (list, tuple)) else v
+                 for k, v in model_config.items() if k in fields})
+  return types.SimpleNamespace(name=model_config.name, **fields)
+
+
 def check_config(config) -> List[Tuple[bool, str]]:
   """(ok, message) pairs for config.model (with what it needs of the rest)."""
-  m, d = config.model, config.data
-  if m.name not in MODELS:
+  if config.model.name not in MODELS:
     return [(False, f'model.name must be one of {sorted(MODELS)}')]
+  m, d = model_fields(config.model), config.data
   if m.name == 'unet':
     return [
         (len(m.encoder_channels) >= 1 and min(m.encoder_channels) >= 1,
@@ -312,9 +331,9 @@ def check_config(config) -> List[Tuple[bool, str]]:
         (m.output_mode != FITTED or config.train.mode == 'denoise',
          "model.output_mode='fitted' needs train.mode='denoise': the noise "
          'decides it'),
-        (config.audio.n_mels % stride(m) == 0,
+        (config.audio.n_mels % stride(config.model) == 0,
          f'audio.n_mels={config.audio.n_mels} is not a multiple of the '
-         f'U-Net stride {stride(m)}'),
+         f'U-Net stride {stride(config.model)}'),
     ]
   channels = tuple(m.encoder_channels) + tuple(m.decoder_channels)
   checks = [
@@ -365,20 +384,18 @@ def build_model(model_config, fitted_mode: Optional[str] = None,
                 **modules) -> nn.Module:
   """The model a config describes; `model_config` is config.model.
 
-  Config fields carry the module's field names; fields the module does not
-  have (another model's) are ignored. `modules` (`conv`, `upsample_conv`,
+  Config fields carry the module's field names; a field the config leaves
+  out takes the module's default, and fields the module does not have
+  (another model's) are ignored (`model_fields`). `modules` (`conv`, `upsample_conv`,
   `norm`) say how the layers are computed: `mel_ae.backends.layers_for(
   config.runtime, config.train.compute_dtype)`; `fitted_mode` the output
   form the noise stage decided, for model.output_mode='fitted'
   (`output_form`).
   """
-  cls = MODELS[model_config.name]
-  names = {f.name for f in dataclasses.fields(cls)} - {
-      'parent', 'name', 'conv', 'upsample_conv', 'norm'}
-  fields = {k: tuple(v) if isinstance(v, (list, tuple)) else v
-            for k, v in model_config.items() if k in names}
+  fields = vars(model_fields(model_config))
+  del fields['name']
   fields['output_mode'] = output_form(model_config, fitted_mode)
-  return cls(**fields, **modules)
+  return MODELS[model_config.name](**fields, **modules)
 
 
 def count_params(params) -> int:

@@ -30,7 +30,8 @@ Corruption = Callable[[np.ndarray, np.random.Generator], np.ndarray]
 
 
 def check_config(n) -> List[Tuple[bool, str]]:
-  """(ok, message) pairs for config.noise."""
+  """(ok, message) pairs for the noise settings (`settings.section(config,
+  'noise')`)."""
   pair = lambda name: (len(n[name]) == 2 and 0 < n[name][0] <= n[name][1],
                        f'noise.{name} must be (low, high) with 0 < low <= high')
   return [
@@ -40,7 +41,7 @@ def check_config(n) -> List[Tuple[bool, str]]:
        'noise.snr_db must be (low, high)'),
       (len(n.level_db) == 2 and n.level_db[0] <= n.level_db[1],
        'noise.level_db must be (low, high)'),
-      pair('freq_scale'), pair('babble_freq_scale'), pair('gain_range'),
+      pair('babble_freq_scale'), pair('gain_range'),
       (n.gain_distribution in noise_model.GAIN_DISTRIBUTIONS,
        f'noise.gain_distribution must be one of '
        f'{noise_model.GAIN_DISTRIBUTIONS}'),

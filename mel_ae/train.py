@@ -25,6 +25,7 @@ from mel_ae import models
 from mel_ae import noise_bank
 from mel_ae import pretrained
 from mel_ae import report
+from mel_ae import settings
 from mel_ae import training_data
 from mel_ae import writers
 
@@ -37,11 +38,15 @@ class ConfigError(ValueError):
   """A config value that cannot work; the message names the field."""
 
 
-LR_SCHEDULES = ('constant', 'cosine', 'one_cycle')
+LR_SCHEDULES = ('constant', 'one_cycle')
+ADAM_EPS = 1e-7  # Keras' default, as in the seed
 LOSSES = ('model', 'power')
 
 
-def _train_checks(t, crop_frames: int) -> List[Tuple[bool, str]]:
+def _train_checks(config) -> List[Tuple[bool, str]]:
+  t = settings.section(config, 'train')
+  forms = [settings.for_output_form(config, form)
+           for form in (None, *t.output_forms.keys())]
   return [
       (t.num_steps >= 1 and t.batch_size >= 1,
        'train.num_steps and train.batch_size must be >= 1'),
@@ -59,15 +64,14 @@ def _train_checks(t, crop_frames: int) -> List[Tuple[bool, str]]:
       (t.loss in LOSSES, f'train.loss must be one of {LOSSES}'),
       (t.compute_dtype in backends.COMPUTE_DTYPES,
        f'train.compute_dtype must be one of {backends.COMPUTE_DTYPES}'),
-      (all(0 <= 2 * b < crop_frames for b in [
-          t.loss_border_frames, *t.output_loss_border_frames.values()]),
-       'train.loss_border_frames and output_loss_border_frames must be >= 0 '
-       'and under half of data.crop_frames'),
+      (all(0 <= 2 * f.loss_border_frames < config.data.crop_frames
+           for f in forms),
+       'train.loss_border_frames (and each train.output_forms\' own) must be '
+       '>= 0 and under half of data.crop_frames'),
       (t.loss_log_weight >= 0 and t.loss_power_weight >= 0,
        'train.loss_log_weight and loss_power_weight must be >= 0'),
-      (t.learning_rate > 0
-       and all(v > 0 for v in t.output_learning_rates.values()),
-       'train.learning_rate and train.output_learning_rates must be > 0'),
+      (all(f.learning_rate > 0 for f in forms),
+       'train.learning_rate (and each train.output_forms\' own) must be > 0'),
   ]
 
 
@@ -77,10 +81,11 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
   checks = (models.check_config(config)
             + backends.check_config(config.runtime)
             + input_pipeline.check_config(config.data, stride)
-            + inference.check_config(config.infer, stride)
-            + noise_bank.check_config(config.noise)
+            + inference.check_config(settings.section(config, 'infer'),
+                                     stride)
+            + noise_bank.check_config(settings.section(config, 'noise'))
             + audio.check_config(config.audio)
-            + _train_checks(config.train, config.data.crop_frames))
+            + _train_checks(config))
   for ok, message in checks:
     if not ok:
       raise ConfigError(message)
@@ -88,29 +93,24 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
 
 def learning_rate(config: ml_collections.ConfigDict,
                   fitted_mode: Optional[str] = None) -> float:
-  """train.learning_rate, or train.output_learning_rates[output form]
-  where the model's output form has its own (e.g. 'kernel'); `fitted_mode`
-  is the noise stage's decision for model.output_mode='fitted'."""
-  return float(training_data.output_form_setting(
-      config, 'learning_rate', 'output_learning_rates', fitted_mode))
+  """The peak learning rate of the model's output form: train.learning_rate,
+  or the recipe's train.output_forms[form].learning_rate (e.g. 'kernel');
+  `fitted_mode` is the noise stage's decision for model.output_mode='fitted'."""
+  return float(training_data.output_form_settings(
+      config, fitted_mode).learning_rate)
 
 
 def create_optimizer(config: ml_collections.ConfigDict,
                      fitted_mode: Optional[str] = None
                      ) -> optax.GradientTransformation:
   """Adam (AdamW with train.weight_decay > 0) on the configured schedule."""
-  t = config.train
+  t = settings.section(config, 'train')
   lr = peak = learning_rate(config, fitted_mode)
-  if t.lr_schedule == 'cosine':
-    lr = optax.warmup_cosine_decay_schedule(
-        0.0, peak, max(t.warmup_steps, 1), t.num_steps)
-  elif t.lr_schedule == 'one_cycle':
+  if t.lr_schedule == 'one_cycle':
     lr = optax.cosine_onecycle_schedule(t.num_steps, peak)
-  adam = (optax.adamw(lr, eps=t.adam_eps, weight_decay=t.weight_decay)
-          if t.weight_decay else optax.adam(lr, eps=t.adam_eps))
-  if t.grad_clip_norm > 0:
-    return optax.chain(optax.clip_by_global_norm(t.grad_clip_norm), adam)
-  return adam
+  if t.weight_decay:
+    return optax.adamw(lr, eps=ADAM_EPS, weight_decay=t.weight_decay)
+  return optax.adam(lr, eps=ADAM_EPS)
 
 
 def build_model(config: ml_collections.ConfigDict,
@@ -171,11 +171,13 @@ def make_loss(config: ml_collections.ConfigDict,
   domain, each bin weighted by 1 + loss_power_weight * P'(target)^2, the
   first-order expansion of the raw-power MSE around the target (loud bins
   count more, without taking the power of a prediction). Either leaves out
-  the `loss_border_frames` at each crop edge (by output form, with the
-  noise stage's `fitted_mode` for 'fitted').
+  the `loss_border_frames` at each crop edge. Each as the model's output
+  form trains (train.output_forms; the noise stage's `fitted_mode` for
+  'fitted').
   """
-  loss = _pointwise_loss(config.train, normalizer)
-  border = training_data.loss_border_frames(config, fitted_mode)
+  t = training_data.output_form_settings(config, fitted_mode)
+  loss = _pointwise_loss(t, normalizer)
+  border = t.loss_border_frames
   if not border:
     return loss
   # Frames near a crop's edges see the convolutions' zero padding, which a
@@ -184,8 +186,9 @@ def make_loss(config: ml_collections.ConfigDict,
       pred[:, :, border:-border], target[:, :, border:-border], level)
 
 
-def _pointwise_loss(train_config, normalizer: features.Normalizer):
-  t = train_config
+def _pointwise_loss(t: ml_collections.ConfigDict,
+                    normalizer: features.Normalizer):
+  """`t`: the train settings of the model's output form."""
   power = functools.partial(normalizer.inverse, xp=jnp)
   if t.loss == 'power':
     def power_loss(pred, target, level=None):
@@ -306,7 +309,7 @@ def evaluate(state: TrainState, data: training_data.Data,
     recon = np.concatenate([
         np.asarray(eval_fn(state, _to_global(w, data_sharding)))
         for (w,) in input_pipeline.batches([val.inputs],
-                                           config.train.eval_batch_size)
+                                           config.train.batch_size)
     ])[:len(val.inputs)]
     results.update(_validation_metrics(recon, val, data.normalizer))
   if data.test and jax.process_index() == 0:

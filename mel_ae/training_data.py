@@ -15,10 +15,10 @@ import numpy as np
 from mel_ae import audio
 from mel_ae import features
 from mel_ae import fit_noise
-from mel_ae import inference
 from mel_ae import input_pipeline
 from mel_ae import models
 from mel_ae import noise_bank
+from mel_ae import settings
 
 
 class DataError(ValueError):
@@ -55,7 +55,7 @@ def load_data(config: ml_collections.ConfigDict) -> Data:
                                                      config.seed)
   try:
     normalizer = features.fit_normalizer(list(train_power), d.transform,
-                                         d.root, d.top_db, d.log_eps)
+                                         d.root)
   except ValueError as e:  # All-zero files: a data problem, one line.
     raise DataError(f'data.train_dir {d.train_dir}: {e}') from None
   test = None
@@ -83,28 +83,29 @@ def make_noise_bank(config: ml_collections.ConfigDict, data: Data,
   if noise is None and fit_noise.needed(config):
     raise ValueError("this config trains on the noise stage's fit: pass "
                      'fit_noise.read(...) (mel_ae/fit_noise.py)')
+  noise_config = settings.section(config, 'noise')
   kinds = noise.kinds if noise else noise_bank.available_kinds(
-      config.noise, config.data.noisy_dir, data.noisy)
+      noise_config, config.data.noisy_dir, data.noisy)
   return noise_bank.build_noise_bank(
-      config.noise, audio.MelSpec.from_config(config.audio), data.train_power,
+      noise_config, audio.MelSpec.from_config(config.audio), data.train_power,
       data.noisy, config.seed, model=noise.model if noise else None,
       kinds=kinds)
 
 
-def output_form_setting(config: ml_collections.ConfigDict, field: str,
-                        table: str, fitted_mode: Optional[str] = None):
-  """train.<field>, or train.<table>[output form] where the model's output
-  form (`models.output_form`) has its own (e.g.
-  train.output_learning_rates['kernel'])."""
-  return config.train[table].get(models.output_form(config.model, fitted_mode),
-                                 config.train[field])
+def output_form_settings(config: ml_collections.ConfigDict,
+                         fitted_mode: Optional[str] = None
+                         ) -> ml_collections.ConfigDict:
+  """The train settings the model's output form (`models.output_form`)
+  trains with: the recipe's train.output_forms[form] over the train
+  section (`settings.for_output_form`)."""
+  return settings.for_output_form(
+      config, models.output_form(config.model, fitted_mode))
 
 
 def loss_border_frames(config: ml_collections.ConfigDict,
                        fitted_mode: Optional[str] = None) -> int:
   """Frames at a crop's edges left out of the loss and of validation."""
-  return int(output_form_setting(config, 'loss_border_frames',
-                                 'output_loss_border_frames', fitted_mode))
+  return int(output_form_settings(config, fitted_mode).loss_border_frames)
 
 
 def _time_flipped(sampler, seed: int):
@@ -119,30 +120,20 @@ def _time_flipped(sampler, seed: int):
   return flipped
 
 
-def _past_the_ends(mels, frames: int):
-  """Each file extended by `frames` of its own frames mirrored at either
-  end, so crops reach past its ends as infer.edge_padding='reflect' pads
-  a file at inference."""
-  return [inference.extend_ends(m, frames, frames, 0.0, 'reflect')
-          for m in mels] if frames else mels
-
-
 def make_sampler(config: ml_collections.ConfigDict, data: Data,
                  bank: Optional[noise_bank.NoiseBank] = None):
   """step -> batch dict of numpy arrays, for the configured training mode."""
-  d, t = config.data, config.train
+  d, t = settings.section(config, 'data'), config.train
   if t.mode == 'autoencoder':
     crops = input_pipeline.CropSampler(
-        _past_the_ends(data.train, d.crop_past_ends), d.crop_frames,
-        t.batch_size, config.seed, data.normalizer.silence)
+        data.train, d.crop_frames, t.batch_size, config.seed,
+        data.normalizer.silence)
     sampler = lambda step: {'input': crops(step)}
   else:
-    spec = audio.MelSpec.from_config(config.audio)
     sampler = input_pipeline.NoisyCropSampler(
-        _past_the_ends(data.train_power, d.crop_past_ends),
-        bank or make_noise_bank(config, data),
+        data.train_power, bank or make_noise_bank(config, data),
         data.normalizer, d.crop_frames, t.batch_size, config.seed,
-        config.noise, audio.band_centres_hz(spec))
+        settings.section(config, 'noise').level_db)
   return _time_flipped(sampler, config.seed) if d.time_flip else sampler
 
 
@@ -175,7 +166,7 @@ def make_validation(config, data: Data,
   # noise.val_draws draws of the noise per window, one block of windows
   # after another: noise levels are heavy-tailed, and one draw per window
   # made the validation MSE hinge on a few loud draws.
-  draws = config.noise.val_draws
+  draws = settings.section(config, 'noise').val_draws
   windows, mask = (np.tile(a, (draws, 1, 1, 1)) for a in (windows, mask))
   rng = np.random.default_rng([config.seed, 0x7A1])
   noisy = [bank.corrupt_validation(p, rng)

@@ -1,6 +1,7 @@
 """Checkpoints you can trust and pick: digests checked on every read, the best
 step kept beside the newest, damage (and only damage) moved aside, and
 checkpoints saved before a format change read as today's."""
+import dataclasses
 import functools
 import json
 import logging
@@ -17,9 +18,12 @@ from configs import base
 from configs import tiny
 from conftest import ROOT
 import mel_ae
+from mel_ae import audio
 from mel_ae import checkpointing
 from mel_ae import cli
 from mel_ae import mel_io
+from mel_ae import models
+from mel_ae import settings
 from mel_ae import train
 from mel_ae import writers
 
@@ -151,13 +155,25 @@ def test_upgrade_gives_an_old_meta_every_field_of_today(workdir, step):
   meta = checkpointing.upgrade(saved)
   assert 'config_version' not in saved  # The saved meta is left as it is.
   assert meta['config_version'] == checkpointing.CONFIG_VERSION
-  assert (_field_names(meta['config'])
-          == _field_names(base.get_config().to_dict()))
+  # Every field of configs/base.py, and otherwise only fields a recipe may
+  # set (mel_ae/settings.py) or the model's and MelSpec's own.
+  names = _field_names(meta['config'])
+  assert _field_names(base.get_config().to_dict()) <= names
+  recipe = {f'{section}.{field}' for section, fields in
+            settings.RECIPE_FIELDS.items() for field in fields}
+  classes = {f'{section}.{f.name}' for section, cls in (
+      ('model', models.AutoEncoder), ('model', models.UNet),
+      ('audio', audio.MelSpec)) for f in dataclasses.fields(cls)}
+  assert names - _field_names(base.get_config().to_dict()) <= recipe | classes
   value = lambda config, name: functools.reduce(dict.get, name.split('.'),
                                                 config)
   for name in _field_names(saved['config']) - set(
-      checkpointing._RENAMED_FIELDS):  # pylint: disable=protected-access
+      checkpointing._RENAMED_FIELDS) - set(  # pylint: disable=protected-access
+          checkpointing._DROPPED_FIELDS) - {  # pylint: disable=protected-access
+              'train.output_learning_rates',  # now train.output_forms
+              'train.output_loss_border_frames'}:
     assert value(meta['config'], name) == value(saved['config'], name), name
+  assert meta['unsupported'] == []
   assert meta['output_mode'] == 'image'
 
 
@@ -173,9 +189,32 @@ def test_upgrade_moves_the_backend_out_of_the_model_and_fills_the_rest():
   assert config['audio']['pad_mode'] == 'constant'
   assert config['model']['name'] == 'autoencoder'
   assert config['noise']['model_min_log_gain_std'] == 0.0
-  assert config['train']['output_learning_rates'] == {}
+  assert config['train']['output_forms'] == {}
+  assert 'output_learning_rates' not in config['train']
+  assert 'top_db' not in config['data']
   assert meta['variables_digest'] is None
   assert meta['val_loud_change_db'] is None
+
+
+def test_upgrade_turns_version_1_tables_into_output_forms():
+  """Version 1 (before configs/ split by recipe): the per-output-form tables
+  become train.output_forms; dropped fields go, and one that held a value
+  mel_ae no longer trains with is listed (resuming refuses it)."""
+  config = base.get_config().to_dict()
+  config['train'].update(
+      output_learning_rates={'kernel': 1.2e-2},
+      output_loss_border_frames={'residual': 16}, loss_border_frames=0,
+      eval_batch_size=16, adam_eps=1e-7, warmup_steps=0, grad_clip_norm=1.0)
+  config['data'].update(top_db=80.0, log_eps=1e-6, crop_past_ends=0)
+  meta = checkpointing.upgrade({'config_version': 1, 'config': config,
+                                'output_mode': 'kernel'})
+  train_config = meta['config']['train']
+  assert train_config['output_forms'] == {
+      'kernel': {'learning_rate': 1.2e-2}, 'residual': {'loss_border_frames': 16}}
+  for name in checkpointing._DROPPED_FIELDS:  # pylint: disable=protected-access
+    section, key = name.split('.')
+    assert key not in meta['config'].get(section, {}), name
+  assert meta['unsupported'] == ['train.grad_clip_norm=1.0']
 
 
 def test_a_checkpoint_saved_now_carries_the_version(run):

@@ -46,9 +46,12 @@ def corpus(tmp_path):
 
 
 def make_tiny_config(corpus: dict):
-  """configs/tiny.py pointed at a `write_corpus` corpus."""
+  """configs/tiny.py pointed at a `write_corpus` corpus, with every noise
+  setting filled in (mel_ae/settings.py), so a test may change any."""
   from configs import tiny  # pylint: disable=g-import-not-at-top
+  from mel_ae import settings  # pylint: disable=g-import-not-at-top
   config = tiny.get_config()
+  config.noise = settings.fill('noise', None)
   config.data.train_dir = corpus['train']
   config.data.noisy_dir = ''
   config.data.test_noisy_dir = corpus.get('test_noisy', '')

@@ -29,9 +29,9 @@ _TINY = {'model.encoder_channels': (4, 8), 'data.crop_frames': 32,
          'data.test_noisy_dir': '', 'data.test_clean_dir': '',
          'train.num_steps': 3, 'train.batch_size': 4, 'train.log_every': 1,
          'train.eval_every': 3, 'train.checkpoint_every': 3,
-         'train.eval_batch_size': 4, 'infer.chunk_frames': 64,
+         'infer.chunk_frames': 64,
          'infer.margin_frames': 16, 'noise.seconds': 2.0,
-         'train.output_loss_border_frames.residual': 4}
+         'train.output_forms.residual.loss_border_frames': 4}
 
 
 def _config(**overrides):

@@ -9,13 +9,13 @@ import os
 import numpy as np
 import pytest
 
-from configs import base
 from configs import denoise
 from mel_ae import audio
 from mel_ae import fit_noise
 from mel_ae import input_pipeline
 from mel_ae import noise
 from mel_ae import noise_bank
+from mel_ae import settings
 from mel_ae import noise_model
 from mel_ae import train
 
@@ -36,7 +36,7 @@ def _folder(*parts):
 @functools.lru_cache(maxsize=None)
 def _fit(*noisy_parts):
   return noise_model.fit(_folder('train'), _folder(*noisy_parts),
-                         base.get_config().noise, _SPEC, seed=0)
+                         settings.fill('noise', None), _SPEC, seed=0)
 
 
 def test_fit_finds_the_competition_gain_and_no_floor_on_the_gain_corpus():
@@ -68,7 +68,7 @@ def test_a_gain_below_the_fits_resolution_is_taken_as_none(seed):
   """On the additive corpus the fit's gain is noise: with no least spread
   (noise.model_min_log_gain_std = 0), measured log-gain std 0.00-0.06 and
   a mean gain of 0.91-1.04 as the seed goes (seeds 0-5)."""
-  config = base.get_config().noise
+  config = settings.fill('noise', None)
   config.model_min_log_gain_std = 0.0
   clean, noisy = _folder('train'), _folder('noisy')
   unsnapped = noise_model.fit(clean, noisy, config, _SPEC, seed)
@@ -89,7 +89,7 @@ def test_config_refuses_a_negative_least_gain_spread(tiny_config):
 
 
 def test_fit_recovers_the_parameters_of_its_own_simulation():
-  config = base.get_config().noise
+  config = settings.fill('noise', None)
   truth = noise_model.NoiseModel(
       'uniform', (0.3, 1.5), (-25.0,) * 128,
       tuple(noise_model.band_dof(_SPEC)), 0.0, 4.0, 0.0, 0.0, 0.0)
@@ -120,7 +120,7 @@ def test_band_dof_is_white_noises_measured_fluctuation():
 def test_fit_refuses_what_it_cannot_fit_in_one_line(noisy, message):
   with pytest.raises(noise_model.NoiseModelError,
                      match='noise model: /data/noisy: ' + message) as error:
-    noise_model.fit(_folder('train'), noisy, base.get_config().noise, _SPEC, 0,
+    noise_model.fit(_folder('train'), noisy, settings.fill('noise', None), _SPEC, 0,
                     source='/data/noisy')
   assert isinstance(error.value, ValueError) and '\n' not in str(error.value)
 
@@ -131,7 +131,7 @@ def test_model_round_trips_through_json_and_plots(tmp_path):
       json.loads(json.dumps(model.to_dict()))) == model
   noisy = _folder('gain', 'noisy')
   noise_model.plot(str(tmp_path / 'noise_model.png'), model,
-                   _folder('train')[:10], noisy[:5], base.get_config().noise,
+                   _folder('train')[:10], noisy[:5], settings.fill('noise', None),
                    seed=0)
   assert (tmp_path / 'noise_model.png').stat().st_size > 10_000
   assert model.summary().startswith('noise model: multiplicative gain U(')
@@ -139,7 +139,7 @@ def test_model_round_trips_through_json_and_plots(tmp_path):
 
 
 def test_fitted_kind_draws_crops_that_look_like_the_noisy_files():
-  config = base.get_config().noise
+  config = settings.fill('noise', None)
   config.kinds = ('fitted',)
   clean, noisy = _folder('train'), _folder('gain', 'noisy')
   bank = noise_bank.build_noise_bank(config, _SPEC, clean, noisy, seed=0)
@@ -192,7 +192,7 @@ def test_validation_noise_is_the_fitted_noise_never_trained_on(family):
   """Validation scores the data's own noise, not the synthetic prior: the
   fitted noise made of the last noise.val_noise_fraction of each noisy
   file's quiet frames, which the training textures leave out."""
-  config = denoise.get_config().noise
+  config = settings.section(denoise.get_config(), 'noise')
   bank = noise_bank.build_noise_bank(config, _SPEC, _folder('train'),
                                      _folder(*family), seed=0,
                                      model=_fit(*family), kinds=('fitted',))
@@ -210,7 +210,7 @@ def test_validation_noise_is_the_fitted_noise_never_trained_on(family):
 
 
 def test_without_a_fitted_noise_validation_draws_from_the_whole_bank():
-  config = base.get_config().noise
+  config = settings.fill('noise', None)
   config.kinds = ('white', 'hum')
   bank = noise_bank.build_noise_bank(config, _SPEC, _folder('train')[:4], [],
                                      seed=0)
@@ -222,7 +222,7 @@ def test_without_a_fitted_noise_validation_draws_from_the_whole_bank():
 
 
 def test_own_texture_levels_keep_each_noisy_files_quiet_frame_power():
-  config = denoise.get_config().noise
+  config = settings.section(denoise.get_config(), 'noise')
   config.texture_levels = 'own'
   noisy = _folder('noisy')
   bank = noise_bank.build_noise_bank(config, _SPEC, _folder('train'), noisy,
@@ -245,7 +245,7 @@ def test_fitted_floor_mixes_with_a_random_cross_term():
   """noise.cross_std > 0: each bin is off the powers' sum by 2 sqrt(S N)
   times N(0, cross_std); 0 draws nothing more (the same stream as before).
   Validation mixes with noise.val_cross_std whatever training does."""
-  config = denoise.get_config().noise
+  config = settings.section(denoise.get_config(), 'noise')
   config.cross_std = 0.3
   bank = noise_bank.build_noise_bank(config, _SPEC, _folder('train'),
                                      _folder('noisy'), seed=0,
@@ -268,7 +268,7 @@ def test_fitted_floor_mixes_with_a_random_cross_term():
 def test_fitted_weight_sets_how_often_the_datas_own_noise_is_drawn():
   """noise.fitted_weight: the fitted kind against 1 for each prior kind;
   1 keeps the uniform draw (and its random stream)."""
-  config = denoise.get_config().noise
+  config = settings.section(denoise.get_config(), 'noise')
   clean, noisy, model = _folder('train'), _folder('noisy'), _fit('noisy')
   config.fitted_weight = 1.0
   assert not noise_bank.build_noise_bank(config, _SPEC, clean, noisy, seed=0,

@@ -119,26 +119,6 @@ def test_border_frames_leave_the_crop_edges_out_of_the_loss():
     train.validate_config(config)
 
 
-def test_crops_reach_past_the_ends_into_mirrored_frames(tiny_config):
-  tiny_config.data.crop_past_ends = 6
-  data = training_data.load_data(tiny_config)
-  sampler = training_data.make_sampler(tiny_config, data)
-  mirrored = [np.pad(m, ((0, 0), (6, 6)), mode='reflect') for m in data.train]
-  width = tiny_config.data.crop_frames
-  past_the_ends = []  # per crop: does it reach a mirrored frame?
-  for step in range(8):
-    for crop in sampler(step)['input'][..., 0]:
-      past_the_ends += [s < 6 or s + width > m.shape[1] - 6 for m in mirrored
-                        for s in range(m.shape[1] - width + 1)
-                        if np.array_equal(m[:, s:s + width], crop)][:1]
-  # Every crop is a window of a mirrored file; some reach past its ends.
-  assert len(past_the_ends) == 8 * tiny_config.train.batch_size
-  assert any(past_the_ends)
-  tiny_config.data.crop_past_ends = -1
-  with pytest.raises(train.ConfigError, match='crop_past_ends'):
-    train.validate_config(tiny_config)
-
-
 def test_time_flips_reverse_input_and_target_together(tiny_config):
   as_denoise(tiny_config, ('white',))
   tiny_config.train.batch_size = 16

@@ -93,7 +93,7 @@ def test_an_output_form_with_its_own_learning_rate_trains_at_it():
   for mode in ('kernel', 'residual'):
     config.model.output_mode = mode
     rates[mode] = train.learning_rate(config)
-  assert rates == {'kernel': config.train.output_learning_rates.kernel,
+  assert rates == {'kernel': config.train.output_forms.kernel.learning_rate,
                    'residual': config.train.learning_rate}
   assert rates['kernel'] != rates['residual']
   config.train.lr_schedule = 'constant'
@@ -111,8 +111,8 @@ def test_the_residual_output_leaves_crop_edges_out_of_its_loss():
     config.model.output_mode = mode
     borders[mode] = training_data.loss_border_frames(config)
   assert borders == {'kernel': 0, 'residual': 16}
-  config.train.output_loss_border_frames.residual = 64
-  with pytest.raises(train.ConfigError, match='output_loss_border_frames'):
+  config.train.output_forms.residual.loss_border_frames = 64
+  with pytest.raises(train.ConfigError, match='output_forms'):
     train.validate_config(config)
 
 
@@ -126,7 +126,7 @@ def test_the_residual_output_leaves_crop_edges_out_of_its_loss():
     ('infer.margin_frames', 3, 'multiples of'),
     ('data.train_dir', '/no/such/dir', 'does not exist'),
     ('model.output_mode', 'subtract', 'mask_exponent=1/data.root'),
-    ('train.learning_rate', 0.0, 'learning_rate and train.output_learning_rates'),
+    ('train.learning_rate', 0.0, r'train.learning_rate \(and each'),
 ])
 def test_invalid_config_fails_before_compiling(tiny_config, field, value,
                                                message):

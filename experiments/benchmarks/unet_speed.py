@@ -23,7 +23,7 @@ VARIANTS = {
     'recipe': {},  # the 'kernel' output that the gain family gets
     'residual': {'model.output_mode': 'residual'},
     'residual_whole_crops': {'model.output_mode': 'residual',
-                             'train.output_loss_border_frames.residual': 0},
+                             'train.output_forms.residual.loss_border_frames': 0},
     'model_domain_loss': {'train.loss': 'model'},
     'no_batch_norm': {'model.batch_norm': False},
     'xla': {'runtime.conv_impl': 'xla'},

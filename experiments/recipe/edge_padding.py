@@ -16,6 +16,7 @@ import numpy as np
 
 from experiments.recipe import time_shifts
 from mel_ae import inference
+from mel_ae import settings
 
 FLAGS = time_shifts.FLAGS  # --workdir, defined there
 
@@ -35,7 +36,7 @@ def main(argv):
         f'MSE, {_END} frames at the ends | MSE, the rest |\n'
         '|---|---:|---:|---:|---:|')
   for padding in inference.EDGE_PADDINGS:
-    infer = denoiser.config.infer.copy_and_resolve_references()
+    infer = settings.fill('infer', denoiser.config.infer)
     infer.edge_padding = padding
     preds = inference.denoise_power(denoiser.model, denoiser.variables,
                                     denoiser.normalizer, noisy, infer)

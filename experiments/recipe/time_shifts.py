@@ -20,6 +20,7 @@ from mel_ae import cli
 from mel_ae import fit_noise
 from mel_ae import inference
 from mel_ae import metrics
+from mel_ae import settings
 from mel_ae import training_data
 from mel_ae.backends import host_memory
 
@@ -83,7 +84,8 @@ def denoised_view(denoiser: inference.Denoiser, mels, shift: int,
   """Power estimates from the mels shifted by `shift` frames (and reversed),
   padded past their ends as the run's inference pads them."""
   flip = (lambda m: m[:, ::-1]) if reverse else (lambda m: m)
-  silence, infer = denoiser.normalizer.silence, denoiser.config.infer
+  silence = denoiser.normalizer.silence
+  infer = settings.fill('infer', denoiser.config.infer)
   edge_padding = infer.edge_padding
   padded = [inference.extend_ends(flip(m), shift, 0, silence, edge_padding)
             for m in mels]

@@ -54,6 +54,7 @@ from torch.nn import functional as F
 from mel_ae import cli
 from mel_ae import fit_noise
 from mel_ae import mel_io
+from mel_ae import settings
 from mel_ae import train as train_lib
 from mel_ae import training_data
 
@@ -135,7 +136,7 @@ def _check(config: ml_collections.ConfigDict, recipe: Recipe) -> None:
   multiple = 2 ** (len(recipe.channels) - 1)
   if config.train.mode != 'denoise':
     raise train_lib.ConfigError("needs --config.train.mode='denoise'")
-  if not config.data.time_flip:
+  if not settings.section(config, 'data').time_flip:
     raise train_lib.ConfigError('the recipe flips crops in time: needs '
                                 '--config.data.time_flip=True')
   if config.data.crop_frames % multiple or config.audio.n_mels % multiple:

@@ -1,7 +1,7 @@
 """The one-cycle schedule's peak learning rate for configs/denoise.py on
 the 2020 competition's noise (trained on the clean files and the gain
 family's unpaired noisy files, scored on its test set; the fit picks the
-'kernel' output, so train.output_learning_rates.kernel is the rate),
+'kernel' output, so train.output_forms.kernel.learning_rate is the rate),
 1,000 steps each (half the recipe's budget), seed 0. Chosen on
 val_power_mse: the held-out training files with fitted noise."""
 import os
@@ -19,6 +19,6 @@ def get_sweep():
                     'data.noisy_dir': os.path.join(common.GAIN, 'noisy'),
                     'data.test_noisy_dir': os.path.join(common.GAIN, 'test',
                                                         'noisy')},
-      'grid': {'train.output_learning_rates.kernel': [1e-3, 3e-3, 6e-3, 1.2e-2,
-                                                    2.4e-2]},
+      'grid': {'train.output_forms.kernel.learning_rate': [
+          1e-3, 3e-3, 6e-3, 1.2e-2, 2.4e-2]},
   }
