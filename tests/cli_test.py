@@ -31,8 +31,8 @@ def _command(module, *flags):
      'section'),
     (['--config=configs/tni.py'],
      '--config=configs/tni.py: no such file; the shipped configs: '
-     'configs/base.py, configs/denoise.py, configs/subtract.py, '
-     'configs/tiny.py'),
+     'configs/base.py, configs/denoise.py, configs/general.py, '
+     'configs/subtract.py, configs/tiny.py'),
 ])
 def test_a_config_mistake_is_one_line_naming_the_nearest_field(
     module, flags, said, tmp_path):
@@ -47,11 +47,11 @@ def test_help_lists_the_configs_and_how_to_see_and_override_fields(module):
   help_text = ' '.join(_command(module, '--help').stdout.split())
   shipped = cli.shipped_configs()
   assert [path for path, _ in shipped] == [
-      'configs/base.py', 'configs/denoise.py', 'configs/subtract.py',
-      'configs/tiny.py']
+      'configs/base.py', 'configs/denoise.py', 'configs/general.py',
+      'configs/subtract.py', 'configs/tiny.py']
   for path, line in shipped:
     assert f'{path}: {line}' in help_text
-  assert 'The 2020 seed autoencoder on the embedded corpus.' in help_text
+  assert 'The 2020 seed autoencoder on the embedded corpus' in help_text
   assert '--config.train.num_steps=100' in help_text
   show = 'from configs import base; print(base.get_config())'
   assert f"python -c '{show}'" in help_text

@@ -46,7 +46,8 @@ def test_plain_script_shows_progress_without_library_chatter(tmp_path):
   after_steps = [messages[i + 1:i + 3] for i, m in enumerate(messages)
                  if m.startswith(('step 3/6', 'step 6/6'))]
   for val, test in after_steps:
-    assert re.fullmatch(r'  val_mse \S+  val_power_mse \S+  val_lsd_db \S+',
+    assert re.fullmatch(r'  val_mse \S+  val_power_mse \S+  val_lsd_db \S+'
+                        r'  val_loud_change_db \S+',
                         val), val
     assert re.fullmatch(r'  test_mse \S+  test_noisy_mse \S+', test), test
   assert len(after_steps) == 2
