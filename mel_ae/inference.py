@@ -36,8 +36,8 @@ from mel_ae import waveform
 # a model trained on them has only seen the second.
 EDGE_PADDINGS = ('silence', 'reflect')
 # A file whose loudest bins lose this many dB more than the model's own
-# validation ever lost is taken for a voice the model does not know
-# (chosen on held-out voices: experiments/voices/README.md).
+# validation lost is taken for a voice the model does not know (set a
+# priori; what it flags: experiments/voices/README.md).
 UNKNOWN_VOICE_MARGIN_DB = 1.0
 
 

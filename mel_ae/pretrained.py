@@ -36,7 +36,7 @@ def workdir(name: str) -> str:
     return os.path.join(_ROOT, name)
   if os.path.isdir(name):
     return name
-  raise PretrainedError(f'init_from {name!r}: neither a shipped model '
+  raise PretrainedError(f'{name!r}: neither a shipped model '
                         f'({", ".join(sorted(DIGESTS))}) nor a folder')
 
 
