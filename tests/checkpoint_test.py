@@ -188,7 +188,7 @@ def test_upgrade_moves_the_backend_out_of_the_model_and_fills_the_rest():
   assert config['infer']['flip_average'] is False
   assert config['audio']['pad_mode'] == 'constant'
   assert config['model']['name'] == 'autoencoder'
-  assert config['noise']['model_min_log_gain_std'] == 0.0
+  assert 'model_min_log_gain_std' not in config['noise']  # Version 3.
   assert config['train']['output_forms'] == {}
   assert 'output_learning_rates' not in config['train']
   assert 'top_db' not in config['data']
