@@ -43,7 +43,8 @@ FIXED_FIELDS = ('model', 'audio', 'data.transform', 'data.root',
 # split by recipe (configs/base.py and mel_ae/settings.py): a config holds
 # what its recipe sets, the per-output-form tables became
 # train.output_forms, and fields no recipe used are gone (_DROPPED_FIELDS).
-CONFIG_VERSION = 2
+# 3: the noise fit's window relative to the data (_REFIT_FIELDS).
+CONFIG_VERSION = 3
 # Config fields saved under another name before (old: current).
 _RENAMED_FIELDS = {'model.conv_impl': 'runtime.conv_impl',
                    'model.phase_upsample': 'runtime.phase_upsample',
@@ -99,11 +100,8 @@ _ADDED_FIELDS = {
     'noise.level_db': (0.0, 0.0),
     'noise.gain_distribution': 'uniform',
     'noise.gain_range': (0.001, 2.0),
-    'noise.model_db_range': (-40.0, 30.0),
     'noise.model_db_step': 0.5,
     'noise.model_min_frames': 32,
-    'noise.model_min_log_gain_std': 0.0,
-    'noise.fitted_textures_above_db': float('inf'),
     'noise.texture_levels': 'fitted',
     'noise.val_noise_fraction': 0.25,
     'noise.val_draws': 8,
@@ -279,13 +277,29 @@ def _upgrade_v1(config: Dict[str, Any]) -> List[str]:
   return unsupported
 
 
+# Version 2 fields of the noise fit gone in version 3 (its window relative
+# to the data, its hypotheses chosen within a tolerance). Only the fit read
+# them: a run that fitted noise is refused on resume by the fit's digest
+# (mel_ae.fit_noise), whose one line says to fit again.
+_REFIT_FIELDS = ('noise.model_db_range', 'noise.model_min_log_gain_std',
+                 'noise.fitted_textures_above_db')
+
+
+def _upgrade_v2(config: Dict[str, Any]) -> None:
+  """Version 2 -> 3: the old noise fit's fields removed."""
+  for name in _REFIT_FIELDS:
+    section, key = _field(config, name)
+    section.pop(key, None)
+
+
 def upgrade(meta: Dict[str, Any]) -> Dict[str, Any]:
   """A step's meta at CONFIG_VERSION: the one place that knows history.
 
   Version 0 (`_upgrade_v0`) gets beside the config the output form its
   model was built with (before the noise stage training wrote it into
   model.output_mode) and None for what it never recorded; version 1
-  (`_upgrade_v1`) the split configs' fields. A config field of a recipe
+  (`_upgrade_v1`) the split configs' fields, version 2 (`_upgrade_v2`)
+  loses the old noise fit's. A config field of a recipe
   that a saved config lacks is read as today's code reads it
   (mel_ae/settings.py); 'unsupported' lists the dropped fields whose value
   resuming cannot keep (inference never read them). The meta given is
@@ -300,7 +314,9 @@ def upgrade(meta: Dict[str, Any]) -> Dict[str, Any]:
     meta.setdefault('output_mode', config['model']['output_mode'])
     for key in ('digest', 'variables_digest', 'val_loud_change_db'):
       meta.setdefault(key, None)
-  meta['unsupported'] = _upgrade_v1(config)
+  if meta.get('config_version', 0) < 2:
+    meta['unsupported'] = _upgrade_v1(config)
+  _upgrade_v2(config)
   meta['config_version'] = CONFIG_VERSION
   return meta
 

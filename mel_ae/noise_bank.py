@@ -52,11 +52,11 @@ def check_config(n) -> List[Tuple[bool, str]]:
        'noise.cross_std and noise.val_cross_std must be >= 0'),
       (0 < n.val_noise_fraction < 1 and n.val_draws >= 1,
        'noise.val_noise_fraction must be in (0, 1) and noise.val_draws >= 1'),
-      (n.model_db_range[0] < n.model_db_range[1] and n.model_db_step > 0,
-       'noise.model_db_range must be (low, high) with low < high, and '
-       'noise.model_db_step > 0'),
-      (n.model_min_log_gain_std >= 0,
-       'noise.model_min_log_gain_std must be >= 0'),
+      (n.model_db_window[0] < n.model_loud_db < n.model_db_window[1]
+       and n.model_db_step > 0,
+       'noise.model_db_window must be (low, high) with low < '
+       'noise.model_loud_db < high, and noise.model_db_step > 0'),
+      (n.model_tolerance >= 0, 'noise.model_tolerance must be >= 0'),
   ]
 
 
@@ -105,12 +105,12 @@ def _crop(texture: np.ndarray, frames: int,
 class Fitted:
   """Draws from a fitted noise model (`noise_model.NoiseModel`).
 
-  Where the model finds an additive floor above the clean files' quiet
-  frames, the floor is made of the noisy files' own quiet frames (`textures`,
-  mean 1: their colour and structure, hum lines, babble) at the fitted
-  levels, rather than the model's stationary floor: real noise is seldom
-  stationary. With `levels` (one mean power per texture), each texture at
-  its own file's level instead. With `cross_std` > 0, the floor mixes in
+  Where the model's chosen hypothesis has additive noise, the floor is
+  made of the noisy files' own quiet frames (`textures`, mean 1: their
+  colour and structure, hum lines, babble) at the fitted levels, rather
+  than the model's stationary floor: real noise is seldom stationary. With
+  `levels` (one mean power per texture), each texture at its own file's
+  level instead. With `cross_std` > 0, the floor mixes in
   with a random speech x noise cross term (`add_noise`), as audio mixed
   in the waveform does. Without textures, the model's simulation.
   """
@@ -301,8 +301,7 @@ def build_noise_bank(
       if model is None and noisy:
         model = noise_model.fit(clean, noisy, noise_config, spec, seed)
       if model is not None:
-        additive = bool(noisy) and (model.floor_mean_db > model.clean_floor_db
-                                    + noise_config.fitted_textures_above_db)
+        additive = bool(noisy) and model.additive
         quiet = [noise_model.quiet_frames(mel, noise_config.quiet_fraction)
                  for mel in (noisy if additive else ())]
         textures, held_out = split_textures([_unit_mean(q) for q in quiet],

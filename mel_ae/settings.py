@@ -76,18 +76,24 @@ RECIPE_FIELDS = {
         'gain_distribution': 'uniform',
         'gain_range': (0.001, 2.0),
         # 'fitted' kind: a noise model fitted to the unpaired noisy files by
-        # matching log-power histograms on this dB range (-40: the embedded
-        # corpus' float16 floor) in steps of model_db_step; fewer than
+        # matching log-power histograms on this window, dB around the clean
+        # files' loud level (their 99th-percentile bin; the embedded corpus:
+        # 11.7 dB, so -40.3 to 29.7 dB), clipped below at the floor either
+        # set is stored at, in steps of model_db_step; fewer than
         # model_min_frames noisy frames in all are refused.
-        'model_db_range': (-40.0, 30.0),
+        'model_db_window': (-52.0, 18.0),
         'model_db_step': 0.5,
         'model_min_frames': 32,
-        # A fitted per-bin gain whose log-gain std is below this is taken as
-        # none (g = 1): additive corpora fit 0.00-0.06; U(0.001, 2) has 0.98.
-        'model_min_log_gain_std': 0.1,
-        # Where the fitted floor lies more than this many dB above the clean
-        # files' quiet frames, the noisy files' own quiet frames make it.
-        'fitted_textures_above_db': 0.0,
+        # Bins this many dB around the loud level and louder are loud: their
+        # differences to the next band and frame tell a per-bin gain (which
+        # widens them) from additive noise (which leaves them).
+        'model_loud_db': -6.0,
+        # A simpler hypothesis (none < additive, gain < both) is taken where
+        # its histogram distance lies within this many resolutions (the
+        # distance between two simulations of the best model) of the best.
+        'model_tolerance': 1.0,
+        # Where the chosen hypothesis has additive noise, the noisy files'
+        # own quiet frames make the floor (their colour and structure).
         # Their levels: 'fitted' (the model's log-normal level) or 'own'
         # (each at its own file's quiet-frame power).
         'texture_levels': 'fitted',

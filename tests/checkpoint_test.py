@@ -169,7 +169,8 @@ def test_upgrade_gives_an_old_meta_every_field_of_today(workdir, step):
                                                 config)
   for name in _field_names(saved['config']) - set(
       checkpointing._RENAMED_FIELDS) - set(  # pylint: disable=protected-access
-          checkpointing._DROPPED_FIELDS) - {  # pylint: disable=protected-access
+          checkpointing._DROPPED_FIELDS) - set(  # pylint: disable=protected-access
+              checkpointing._REFIT_FIELDS) - {  # pylint: disable=protected-access
               'train.output_learning_rates',  # now train.output_forms
               'train.output_loss_border_frames'}:
     assert value(meta['config'], name) == value(saved['config'], name), name
@@ -188,7 +189,7 @@ def test_upgrade_moves_the_backend_out_of_the_model_and_fills_the_rest():
   assert config['infer']['flip_average'] is False
   assert config['audio']['pad_mode'] == 'constant'
   assert config['model']['name'] == 'autoencoder'
-  assert config['noise']['model_min_log_gain_std'] == 0.0
+  assert 'model_min_log_gain_std' not in config['noise']  # Version 3.
   assert config['train']['output_forms'] == {}
   assert 'output_learning_rates' not in config['train']
   assert 'top_db' not in config['data']
@@ -247,3 +248,17 @@ def test_a_workdir_saved_before_the_version_resumes(tmp_path):
   assert [r['step'] for r in writers.read_metrics(workdir)] == [7]
   assert _saved_meta(workdir, 7)['config_version'] == (
       checkpointing.CONFIG_VERSION)
+
+
+def test_upgrade_drops_version_2_noise_fit_fields():
+  """Version 2 -> 3: the old fit's absolute window and gain floor go (only
+  the fit read them); nothing else changes."""
+  config = base.get_config().to_dict()
+  config['noise'] = {'kinds': ['fitted'], 'model_db_range': [-40.0, 30.0],
+                     'model_min_log_gain_std': 0.1,
+                     'fitted_textures_above_db': 0.0, 'model_db_step': 0.5}
+  meta = checkpointing.upgrade({'config_version': 2, 'config': config,
+                                'output_mode': 'residual', 'unsupported': []})
+  assert meta['config']['noise'] == {'kinds': ['fitted'], 'model_db_step': 0.5}
+  assert meta['config_version'] == checkpointing.CONFIG_VERSION
+  assert meta['unsupported'] == []

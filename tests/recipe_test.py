@@ -201,7 +201,11 @@ def test_fitted_noise_is_written_or_falls_back_in_one_line(
   with pytest.raises(ValueError, match="the noise stage's fit"):
     training_data.make_noise_bank(tiny_config, data)  # Never fitted here.
   bank = training_data.make_noise_bank(tiny_config, data, fit)
-  assert set(bank.corruptions) == {'fitted'} and bank.model == fit.model
+  # These noisy files are clean + exponential noise: additive, so the
+  # synthetic additive prior comes along.
+  assert fit.model.hypothesis == 'additive' and bank.model == fit.model
+  assert set(bank.corruptions) == {'fitted'} | set(
+      tiny_config.noise.additive_kinds)
   with open(tmp_path / 'fitted' / 'noise_model.json') as f:
     assert json.load(f)['noise_model']['gain_distribution'] in (
         'uniform', 'loguniform')

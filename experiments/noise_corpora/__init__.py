@@ -1,0 +1,1 @@
+"""A family of mel corpora with known noise (README.md)."""

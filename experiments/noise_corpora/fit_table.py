@@ -1,0 +1,43 @@
+"""The noise fit on every corpus of the family, as a markdown table.
+
+  python -m experiments.noise_corpora.fit_table
+
+Corpora are made in memory as the command makes them (80 clean files, 20
+noisy; no test pairs), fitted with the default noise settings (mel_ae/settings.py).
+"""
+from absl import app
+
+from experiments.noise_corpora import corpora
+from mel_ae import input_pipeline
+from mel_ae import noise_model
+from mel_ae import settings
+
+
+def row(recipe: corpora.Recipe, train) -> str:
+  """One corpus: truth (kind, log-gain std, floor) | fit (the same)."""
+  files, manifest = corpora.make(recipe, train[:-20], train[-20:], ())
+  as_read = lambda split: [m.astype('float32') for m in files[split]]
+  model = noise_model.fit(as_read('train'), as_read('noisy'),
+                          settings.fill('noise', None), corpora.SPEC, seed=0)
+  truth = manifest['truth']
+  floor = lambda db: '-' if db is None else f'{db:.1f}'
+  return (f'| {recipe.name} | {truth["kind"]} | {truth["log_gain_std"]:.2f} | '
+          f'{floor(truth["floor_db"])} | {model.hypothesis} | '
+          f'{model.log_gain_std:.2f} | '
+          f'{floor(model.floor_median_db if model.additive else None)} | '
+          f'{model.rival} {model.margin:+.2f} (res. {model.resolution:.2f}) |')
+
+
+def main(argv):
+  del argv
+  train = input_pipeline.load_folder('mel_ae/corpus/train', corpora.SPEC,
+                                     1).mels
+  print('| corpus | true kind | log-gain std | floor (dB) | fitted kind | '
+        'log-gain std | floor (dB) | rival, margin (dB) |')
+  print('|---|---|---:|---:|---|---:|---:|---|')
+  for recipe in corpora.family():
+    print(row(recipe, train), flush=True)
+
+
+if __name__ == '__main__':
+  app.run(main)
