@@ -61,6 +61,10 @@ def test_compare_writes_outputs_and_a_table(workdir, tmp_path):
             ).exists()
   noisy_row = next(l for l in table.splitlines() if l.startswith('| noisy'))
   assert np.isfinite(float(noisy_row.split('|')[2]))
+  # The model timed on the same audio as mel files: three positive factors.
+  mel_row = table.split('one long mel |')[1].splitlines()[2]
+  assert mel_row.startswith('| tiny |')
+  assert all(float(v) > 0 for v in mel_row.split('|')[2:5])
 
 
 def test_report_scores_recordings_when_the_test_set_is_audio(tmp_path):

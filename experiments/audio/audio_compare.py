@@ -15,7 +15,8 @@ reading the checkpoint, compiling, loading a library); the second is 'load
 excluded'. Then each denoises the folder's recordings joined into one long
 recording, timed the second time (DFN3 makes a fresh state, reading its
 model, for every recording: one long recording shows what it costs without
-that).
+that). Each --workdir model is also timed on the same audio as mel files
+(the recordings' mels, analysis not counted): `mel_ae.denoise` on .npy.
 
   python -m experiments.audio.audio_compare --workdir=runs/denoise \
       --noisy=mel_ae/corpus/audio/test/noisy \
@@ -60,6 +61,15 @@ def _define_flags() -> None:
   flags.mark_flags_as_required(['noisy', 'clean', 'out'])
 
 
+def named_workdirs(entries: List[str]) -> Dict[str, str]:
+  """NAME=WORKDIR or WORKDIR entries as name -> workdir."""
+  named = {}
+  for entry in entries:
+    name, _, workdir = entry.rpartition('=')
+    named[name or f'mel_ae {workdir}'] = workdir
+  return named
+
+
 def methods(workdirs, peers) -> Dict[str, Tuple[Callable[[], Denoise], str]]:
   """Name -> (loader returning the denoiser, what it is)."""
   table = {
@@ -68,10 +78,9 @@ def methods(workdirs, peers) -> Dict[str, Tuple[Callable[[], Denoise], str]]:
           lambda: _mel_method(baselines.spectral_subtraction),
           'mel_ae.baselines, through the mel gain'),
   }
-  for entry in workdirs:
-    name, _, workdir = entry.rpartition('=')
-    table[name or f'mel_ae {workdir}'] = (
-        lambda w=workdir: mel_ae.load(w).denoise_audio, f'checkpoint {workdir}')
+  for name, workdir in named_workdirs(workdirs).items():
+    table[name] = (lambda w=workdir: mel_ae.load(w).denoise_audio,
+                   f'checkpoint {workdir}')
   for peer in peers:
     table[peer] = (lambda p=peer: audio_peers.PEERS[p],
                    'experiments/audio/audio_peers')
@@ -89,6 +98,26 @@ def _denoise_folder(denoise: Denoise, recordings, folder: str) -> float:
     name = os.path.splitext(os.path.basename(path))[0] + '.wav'
     audio.save_wav(os.path.join(folder, name), out, sr, pcm16=False)
   return spent
+
+
+def _time_mels(workdir: str, mels: List[np.ndarray], joined: np.ndarray,
+               seconds: float) -> Dict[str, float]:
+  """Real-time factors of a model on mel files: load plus a first pass,
+  a second pass, and the mels joined into one (timed the second time)."""
+  start = time.perf_counter()
+  denoiser = mel_ae.load(workdir)
+  for mel in mels:
+    denoiser.denoise(mel)
+  cold = time.perf_counter() - start
+  start = time.perf_counter()
+  for mel in mels:
+    denoiser.denoise(mel)
+  warm = time.perf_counter() - start
+  denoiser.denoise(joined)
+  start = time.perf_counter()
+  denoiser.denoise(joined)
+  return {'mels_rtf': warm / seconds, 'mels_rtf_load': cold / seconds,
+          'mels_rtf_joined': (time.perf_counter() - start) / seconds}
 
 
 def run(args) -> List[dict]:
@@ -118,6 +147,13 @@ def run(args) -> List[dict]:
     rows.append({'method': name, 'what': what, **mean,
                  'rtf': warm / seconds, 'rtf_load': (loading + cold) / seconds,
                  'rtf_joined': joined / seconds})
+    workdir = named_workdirs(args.workdir).get(name)
+    if workdir:
+      spec = mel_ae.load(workdir).spec
+      mels = [audio.audio_to_mel(audio.resample(w, sr, spec.sr), spec)
+              for _, w, sr in recordings]
+      rows[-1].update(_time_mels(workdir, mels, np.concatenate(mels, axis=1),
+                                 seconds))
     print(name, {k: round(v, 4) for k, v in rows[-1].items()
                  if isinstance(v, float)}, flush=True)
   return rows
@@ -136,6 +172,16 @@ def markdown(rows: List[dict], args) -> str:
     rtf = ['-'] * 3 if row['method'] == 'noisy input' else [
         f'{row[k]:.4f}' for k in ('rtf', 'rtf_load', 'rtf_joined')]
     lines.append(f'| {row["method"]} | ' + ' | '.join(cells + rtf) + ' |')
+  mel_rows = [row for row in rows if 'mels_rtf' in row]
+  if mel_rows:
+    lines += ['', 'The same audio as mel files (`mel_ae.denoise` on .npy; '
+              'analysis not counted):', '',
+              '| model | real-time factor | with load | one long mel |',
+              '|---|---:|---:|---:|']
+    lines += [f'| {row["method"]} | ' + ' | '.join(
+        f'{row[k]:.4f}' for k in ('mels_rtf', 'mels_rtf_load',
+                                  'mels_rtf_joined')) + ' |'
+              for row in mel_rows]
   return '\n'.join(lines) + '\n'
 
 
