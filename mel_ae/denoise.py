@@ -101,16 +101,16 @@ def _write(path: str, mel: np.ndarray, noisy: np.ndarray, spec, args,
 
 
 class _VoiceLosses:
-  """The model's `loud_changes` of every input, by file, for one warning
+  """The model's `speech_losses` of every input, by file, for one warning
   at the end; `files`: the inputs of the next call (or its one file)."""
 
   def __init__(self):
-    self.changes, self.names, self.files = [], [], []
+    self.losses, self.names, self.files = [], [], []
 
-  def add(self, changes) -> None:
-    self.changes.extend(changes)
-    self.names.extend(self.files if len(self.files) == len(changes)
-                      else self.files[:1] * len(changes))
+  def add(self, losses) -> None:
+    self.losses.extend(losses)
+    self.names.extend(self.files if len(self.files) == len(losses)
+                      else self.files[:1] * len(losses))
 
 
 def _mel_denoiser(denoiser, args, voice: _VoiceLosses) -> waveform.MelDenoiser:
@@ -119,7 +119,7 @@ def _mel_denoiser(denoiser, args, voice: _VoiceLosses) -> waveform.MelDenoiser:
   if args.method == 'model':
     def denoise(mels):
       outs = denoiser.denoise_batch(mels, warn=False)
-      voice.add(denoiser.loud_changes(mels, outs))
+      voice.add(denoiser.speech_losses(mels, outs))
       return outs
     return denoise
   params = baselines.params_from_flags(args.method)
@@ -249,7 +249,7 @@ def run(args) -> List[str]:
   print(f'{args.method}: {len(inputs) - len(failures)} of {len(inputs)} files,'
         f' {seconds:.1f} s of audio in {elapsed:.2f} s '
         f'(real-time factor {elapsed / max(seconds, 1e-9):.4f})')
-  warning = denoiser and denoiser.unknown_voices(voice.changes, voice.names)
+  warning = denoiser and denoiser.unknown_voices(voice.losses, voice.names)
   if warning:
     print(warning, file=sys.stderr)
   return failures

@@ -35,10 +35,6 @@ from mel_ae import waveform
 # first and last frame (np.pad's 'reflect'): training crops never end, so
 # a model trained on them has only seen the second.
 EDGE_PADDINGS = ('silence', 'reflect')
-# A file whose loudest bins lose this many dB more than the model's own
-# validation lost is taken for a voice the model does not know (set a
-# priori; what it flags: experiments/voices/README.md).
-UNKNOWN_VOICE_MARGIN_DB = 1.0
 
 
 def check_config(infer, stride: int) -> List[Tuple[bool, str]]:
@@ -172,9 +168,11 @@ class Denoiser:
   step: int
   conv_impl: str = 'auto'
   output_mode: Optional[str] = None
-  # What its validation's loudest bins lost, all frames taken as one
-  # recording (`metrics.loud_power_change_db`); None: not measured.
-  val_loud_change_db: Optional[float] = None
+  # The most its validation windows' clear speech lost, but for the 5 %
+  # that lost more (`metrics.clear_speech_loss_db`, mel_ae/train.py):
+  # what a file may lose before the voice check flags it; None: not
+  # measured (saved before the check), no check.
+  val_clear_speech_loss_db: Optional[float] = None
 
   @property
   def model(self) -> nn.Module:
@@ -203,37 +201,37 @@ class Denoiser:
                                        self.spec.power).astype(
         np.asarray(m).dtype) for o, c, m in zip(outs, checked, mels)]
     if warn:
-      line = self.unknown_voices(self.loud_changes(checked, outs))
+      line = self.unknown_voices(self.speech_losses(checked, outs))
       if line:
         logging.warning(line)
     return outs
 
-  def loud_changes(self, noisy: Sequence[np.ndarray],
-                   denoised: Sequence[np.ndarray]) -> List[Optional[float]]:
-    """Per input, the dB its loudest bins lost where that is more than
-    the model's own validation lost plus UNKNOWN_VOICE_MARGIN_DB (speech
-    it takes for noise: a voice it was not trained on); else None."""
-    if self.val_loud_change_db is None:
+  def speech_losses(self, noisy: Sequence[np.ndarray],
+                    denoised: Sequence[np.ndarray]) -> List[Optional[float]]:
+    """Per input, the dB of its clear speech removed where that is more
+    than all but 5 % of the model's own validation windows lost (speech it
+    takes for noise: a voice it was not trained on); else None."""
+    if self.val_clear_speech_loss_db is None:
       return [None] * len(noisy)
-    limit = self.val_loud_change_db - UNKNOWN_VOICE_MARGIN_DB
-    changes = [metrics.loud_power_change_db(n, d)
-               for n, d in zip(noisy, denoised)]
-    return [c if c < limit else None for c in changes]
+    losses = [metrics.clear_speech_loss_db(n, d)
+              for n, d in zip(noisy, denoised)]
+    return [l if l > self.val_clear_speech_loss_db else None for l in losses]
 
-  def unknown_voices(self, changes: Sequence[Optional[float]],
+  def unknown_voices(self, losses: Sequence[Optional[float]],
                      names: Optional[Sequence[str]] = None) -> Optional[str]:
-    """One warning line where inputs lost more than the model's own voice
-    does (`changes` from `loud_changes`); None where none did."""
-    lost = [(c, i) for i, c in enumerate(changes) if c is not None]
+    """One warning line where inputs lost more of their clear speech than
+    the model's own voice does (`losses` from `speech_losses`); None where
+    none did."""
+    lost = [(l, i) for i, l in enumerate(losses) if l is not None]
     if not lost:
       return None
-    worst, index = min(lost)
+    worst, index = max(lost)
     name = names[index] if names else f'input {index}'
-    return (f'warning: {len(lost)} of {len(changes)} inputs lost up to '
-            f'{-worst:.1f} dB of their loudest power ({name}); on its '
-            f'training voice this model loses {-self.val_loud_change_db:.1f}'
-            ' dB there: a voice it was not trained on? '
-            '`--pretrained=general` denoises any voice.')
+    return (f'warning: {len(lost)} of {len(losses)} inputs lost up to '
+            f'{worst:.2f} dB of their clear speech power ({name}); on its '
+            'training voice this model loses at most '
+            f'{self.val_clear_speech_loss_db:.2f} dB there: a voice it was '
+            'not trained on? `--pretrained=general` denoises any voice.')
 
   def denoise(self, mel: np.ndarray,
               max_attenuation_db: Optional[float] = None) -> np.ndarray:
@@ -266,7 +264,7 @@ def load(workdir: str, step: Union[None, int, str] = None,
   return Denoiser(ml_collections.ConfigDict(_tuples(meta['config'])),
                   variables, features.Normalizer.from_dict(meta['normalizer']),
                   step, conv_impl, meta['output_mode'],
-                  meta['val_loud_change_db'])
+                  meta[checkpointing.VOICE_CHECK_KEY])
 
 
 def load_pretrained(name: str = 'general', conv_impl: str = 'auto'

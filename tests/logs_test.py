@@ -47,7 +47,7 @@ def test_plain_script_shows_progress_without_library_chatter(tmp_path):
                  if m.startswith(('step 3/6', 'step 6/6'))]
   for val, test in after_steps:
     assert re.fullmatch(r'  val_mse \S+  val_power_mse \S+  val_lsd_db \S+'
-                        r'  val_loud_change_db \S+',
+                        r'  val_clear_speech_loss_db_p95 \S+',
                         val), val
     assert re.fullmatch(r'  test_mse \S+  test_noisy_mse \S+', test), test
   assert len(after_steps) == 2
