@@ -38,18 +38,19 @@ FIXED_FIELDS = ('model', 'audio', 'data.transform', 'data.root',
 
 # The format of the meta `save` writes. 1: a complete config, and beside it
 # 'output_mode', 'digest', 'variables_digest', 'val_loud_change_db' (None:
-# not measured; VOICE_CHECK_KEY replaced it, and `upgrade` reads a meta
-# without that key as not measured). A meta without the field is version 0: every checkpoint
+# not measured). A meta without the field is version 0: every checkpoint
 # written before it, each with the config fields of its day. 2: configs
 # split by recipe (configs/base.py and mel_ae/settings.py): a config holds
 # what its recipe sets, the per-output-form tables became
 # train.output_forms, and fields no recipe used are gone (_DROPPED_FIELDS).
-# 3: the noise fit's window relative to the data (_REFIT_FIELDS).
+# 3: the noise fit's window relative to the data (_REFIT_FIELDS), and
+# VOICE_CHECK_KEY in place of 'val_loud_change_db'.
 CONFIG_VERSION = 3
-# Config fields saved under another name before (old: current).
 # What its validation's clear speech lost, 95th percentile over windows
-# (mel_ae/train.py, metrics.clear_speech_loss_db): the voice check's limit.
+# (mel_ae/train.py, metrics.clear_speech_loss_db): the voice check's limit
+# (None: not measured, no check).
 VOICE_CHECK_KEY = 'val_clear_speech_loss_db_p95'
+# Config fields saved under another name before (old: current).
 _RENAMED_FIELDS = {'model.conv_impl': 'runtime.conv_impl',
                    'model.phase_upsample': 'runtime.phase_upsample',
                    'noise.fallback_kinds': 'noise.additive_kinds'}
@@ -289,10 +290,14 @@ _REFIT_FIELDS = ('noise.model_db_range', 'noise.model_min_log_gain_std',
                  'noise.fitted_textures_above_db')
 
 
-def _upgrade_v2(config: Dict[str, Any]) -> None:
-  """Version 2 -> 3: the old noise fit's fields removed."""
+def _upgrade_v2(meta: Dict[str, Any]) -> None:
+  """Version 2 -> 3: the old noise fit's fields removed; the voice check's
+  limit None where it was not measured (the loudest bins' power change
+  before it measured something else, and no check reads it)."""
+  meta.pop('val_loud_change_db', None)
+  meta.setdefault(VOICE_CHECK_KEY, None)
   for name in _REFIT_FIELDS:
-    section, key = _field(config, name)
+    section, key = _field(meta['config'], name)
     section.pop(key, None)
 
 
@@ -306,18 +311,12 @@ def upgrade(meta: Dict[str, Any]) -> Dict[str, Any]:
   loses the old noise fit's. A config field of a recipe
   that a saved config lacks is read as today's code reads it
   (mel_ae/settings.py); 'unsupported' lists the dropped fields whose value
-  resuming cannot keep (inference never read them). Any meta without
-  VOICE_CHECK_KEY gets None there. The meta given is left as it is.
+  resuming cannot keep (inference never read them). The meta given is
+  left as it is.
   """
-  if (meta.get('config_version') == CONFIG_VERSION
-      and VOICE_CHECK_KEY in meta):
-    return meta
-  meta = copy.deepcopy(meta)
-  # Saved before the clear speech check (its 'val_loud_change_db', if
-  # any, measured something else): no voice check.
-  meta.setdefault(VOICE_CHECK_KEY, None)
   if meta.get('config_version') == CONFIG_VERSION:
     return meta
+  meta = copy.deepcopy(meta)
   config = meta['config']
   if not meta.get('config_version'):
     _upgrade_v0(config)
@@ -326,7 +325,7 @@ def upgrade(meta: Dict[str, Any]) -> Dict[str, Any]:
       meta.setdefault(key, None)
   if meta.get('config_version', 0) < 2:
     meta['unsupported'] = _upgrade_v1(config)
-  _upgrade_v2(config)
+  _upgrade_v2(meta)
   meta['config_version'] = CONFIG_VERSION
   return meta
 

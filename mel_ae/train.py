@@ -442,7 +442,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   # The config as started; the output form it was built with beside it.
   meta = {'config': config.to_dict(), 'output_mode': output_mode,
           'normalizer': data.normalizer.to_dict(),
-          checkpointing.VOICE_CHECK_KEY: None}  # Until a validation measures it.
+          # Until a validation measures it.
+          checkpointing.VOICE_CHECK_KEY: None}
   pending, last_saved, test_outputs = [], start, None
   window_start, window_step = time.perf_counter(), start
   steps = range(int(state.step) + 1, t.num_steps + 1)
@@ -472,7 +473,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
         if t.best_metric in results:
           metric = (t.best_metric, results[t.best_metric])
         if checkpointing.VOICE_CHECK_KEY in results:
-          meta[checkpointing.VOICE_CHECK_KEY] = results[checkpointing.VOICE_CHECK_KEY]
+          key = checkpointing.VOICE_CHECK_KEY
+          meta[key] = results[key]
       if writer:
         writer.write(step, row)
         if step % t.eval_every == 0 or is_last:

@@ -249,7 +249,10 @@ def test_the_shipped_general_model_carries_its_voice_check_limit():
   # experiments/voices/voice_check.py --calibrate --write.
   limit = inference.load_pretrained('general').val_clear_speech_loss_db
   assert 0 < limit < 1.5
-  # A meta of this version saved before the check reads as no check.
-  meta = {'config_version': checkpointing.CONFIG_VERSION, 'config': {}}
-  assert checkpointing.upgrade(meta)[checkpointing.VOICE_CHECK_KEY] is None
+  # A version 2 meta (before the check) reads as no check: its loudest
+  # bins' change measured something else.
+  meta = {'config_version': 2, 'config': {}, 'val_loud_change_db': -0.2}
+  upgraded = checkpointing.upgrade(meta)
+  assert upgraded[checkpointing.VOICE_CHECK_KEY] is None
+  assert 'val_loud_change_db' not in upgraded
   assert checkpointing.VOICE_CHECK_KEY not in meta
