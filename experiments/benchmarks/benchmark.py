@@ -2,6 +2,14 @@ r"""Training and denoising speed of the seed model: JAX beside PyTorch and Keras
 
   python -m experiments.benchmarks.benchmark                 # the README table
   python -m experiments.benchmarks.benchmark --batches=32 --windows=3 --no-e2e
+  python -m experiments.benchmarks.benchmark --batches=16 --models=seed,unet \
+      --frameworks=jax,torch --no-e2e --denoise_minutes=0 --no-first_step_check \
+      --peer_host_memory     # configs/denoise.py's U-Net rows too
+
+`--models=unet` adds configs/denoise.py's U-Net with its 'residual' and its
+'kernel' output (JAX: train.train_step of the recipe; PyTorch: unet_peer.py),
+taking turns with the seed in the same rounds, in its own table; the time to
+the first step, `--e2e` and denoising stay the seed's.
 
 Each framework trains in its own worker process (so peak RSS is its own and
 no thread pool competes with another), on one fixed random batch held on the
@@ -30,7 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -44,9 +52,30 @@ _NAMES = {'jax': 'JAX', 'torch': 'PyTorch', 'keras': 'Keras/TF'}
 _MATMUL_N = 2048
 
 
+# The seed; configs/denoise.py's U-Net with each output form its noise
+# stage may decide ('unet' on the command line: both).
+MODELS = ('seed', 'unet_residual', 'unet_kernel')
+UNET_FRAMEWORKS = ('jax', 'torch')
+# What runtime.reuse_host_memory does in JAX (mel_ae/backends/host_memory.py),
+# as environment for the peers (--peer_host_memory).
+HOST_MEMORY_ENV = {'MALLOC_ARENA_MAX': '1', 'MALLOC_MMAP_MAX_': '0',
+                   'MALLOC_TRIM_THRESHOLD_': str(2**31 - 1)}
+
+
 def row_key(framework: str, compute_dtype: str) -> str:
   """'jax', 'jax_bf16', 'torch', 'torch_bf16', 'keras'."""
   return framework + ('_bf16' if compute_dtype == 'bfloat16' else '')
+
+
+def entry_key(model: str, framework: str, compute_dtype: str) -> str:
+  """The seed's row_key as before (so its results keep their keys); a
+  U-Net's prefixed, e.g. 'unet_kernel:jax_bf16'."""
+  key = row_key(framework, compute_dtype)
+  return key if model == 'seed' else f'{model}:{key}'
+
+
+def _unet_form(model: str) -> str:
+  return model[len('unet_'):]
 
 
 def train_gflop_per_example(model_config, n_mels: int, frames: int) -> float:
@@ -107,37 +136,76 @@ def _jax_config(batch_size: int, crop: int, conv_impl: str = '',
 
 def _jax_trainer(batch_size: int, crop: int, conv_impl: str,
                  compute_dtype: str = 'float32'):
-  """The training loop's jitted step on a fixed batch; returns (step, info)."""
+  """The seed's jitted training step on a fixed batch; returns (step, info)."""
+  import jax  # pylint: disable=g-import-not-at-top
+  config = _jax_config(batch_size, crop, conv_impl, compute_dtype)
+  shape = (batch_size, config.audio.n_mels, crop, 1)
+  batch = {'input': np.asarray(jax.random.uniform(jax.random.PRNGKey(1),
+                                                  shape))}
+  step, info, _ = _jax_step(config, batch)
+  return step, info
+
+
+def jax_unet_trainer(batch_size: int, crop: int, output_form: str,
+                     conv_impl: str = '', compute_dtype: str = 'float32',
+                     return_state: bool = False):
+  """configs/denoise.py's jitted training step (train.train_step with its
+  loss), output_mode forced to `output_form` ('residual' or 'kernel'), on
+  the synthetic batch both frameworks train on (unet_peer.synthetic_batch).
+  Returns (step, info), and the initial state with `return_state` (the
+  first step donates it)."""
+  from configs import denoise  # pylint: disable=g-import-not-at-top
+  from experiments.benchmarks import unet_peer  # pylint: disable=g-import-not-at-top
+  from mel_ae import train  # pylint: disable=g-import-not-at-top
+  config = denoise.get_config()
+  config.model.output_mode = output_form
+  config.train.batch_size = batch_size
+  config.data.crop_frames = crop
+  config.runtime.conv_impl = conv_impl or config.runtime.conv_impl
+  config.train.compute_dtype = compute_dtype
+  batch, normalizer = unet_peer.synthetic_batch(
+      batch_size, (config.audio.n_mels, crop))
+  step, info, state = _jax_step(config, batch,
+                                train.make_loss(config, normalizer))
+  return (step, info, state) if return_state else (step, info)
+
+
+def _jax_step(config, batch: Dict[str, np.ndarray], loss=None):
+  """train.train_step (with `loss`, or its default) jitted and compiled as
+  the training loop does, on `batch` held on the device; returns (step,
+  info, initial state)."""
   import jax  # pylint: disable=g-import-not-at-top
   from mel_ae import backends  # pylint: disable=g-import-not-at-top
   from mel_ae import models  # pylint: disable=g-import-not-at-top
   from mel_ae import train  # pylint: disable=g-import-not-at-top
 
-  config = _jax_config(batch_size, crop, conv_impl, compute_dtype)
   replicated, data_sharding = train._shardings()  # pylint: disable=protected-access
-  shape = (batch_size, config.audio.n_mels, crop, 1)
+  shape = batch['input'].shape
   init = functools.partial(train.create_train_state, jax.random.PRNGKey(0),
                            config, shape)
   state = train.init_train_state(init, replicated)
-  batch = {'input': jax.device_put(
-      jax.random.uniform(jax.random.PRNGKey(1), shape), data_sharding)}
-  step_fn = jax.jit(train.train_step, in_shardings=(replicated, data_sharding),
-                    out_shardings=(replicated, replicated), donate_argnums=0)
+  batch = {k: jax.device_put(v, data_sharding) for k, v in batch.items()}
+  step_fn = jax.jit(
+      train.train_step if loss is None else functools.partial(
+          train.train_step, loss=loss),
+      in_shardings=(replicated, data_sharding),
+      out_shardings=(replicated, replicated), donate_argnums=0)
   t0 = time.perf_counter()
   compiled = step_fn.lower(state, batch).compile()
   conv_impl = backends.resolve(config.runtime.conv_impl)
+  compute = backends.resolve_dtype(conv_impl, config.train.compute_dtype)
   info = {'compile_s': time.perf_counter() - t0,
           'params': models.count_params(state.params),
           'framework': f'jax {jax.__version__} ({jax.default_backend()}, '
                        f'{jax.device_count()} device(s), conv_impl '
-                       f'{conv_impl}, compute '
-                       f'{backends.resolve_dtype(conv_impl, compute_dtype)})'}
+                       f'{conv_impl}, compute {compute})'}
   holder = [state]
 
   def step() -> float:
     holder[0], metrics = compiled(holder[0], batch)
     return float(metrics['loss'])
-  return step, info
+  step.compiled = compiled  # For its HLO (unet_profile.py --trace).
+  return step, info, state
 
 
 def _jax_matmul_gflops() -> float:
@@ -189,10 +257,15 @@ def _denoise_speed(crop: int, long_minutes: float,
 
 
 def _peer_trainer(framework: str, batch_size: int, crop: int,
-                  compute_dtype: str = 'float32'):
+                  compute_dtype: str = 'float32', model: str = 'seed'):
   from experiments.benchmarks import peers  # pylint: disable=g-import-not-at-top
-  make = {'torch': peers.make_torch_trainer,
-          'keras': peers.make_keras_trainer}[framework]
+  from experiments.benchmarks import unet_peer  # pylint: disable=g-import-not-at-top
+  if model == 'seed':
+    make = {'torch': peers.make_torch_trainer,
+            'keras': peers.make_keras_trainer}[framework]
+  else:  # Only PyTorch has the U-Net (_rows).
+    make = functools.partial(unet_peer.make_torch_trainer,
+                             output_form=_unet_form(model))
   if compute_dtype == 'bfloat16':
     make = functools.partial(make, bf16_autocast=True)
   t0 = time.perf_counter()
@@ -207,15 +280,22 @@ def _peer_trainer(framework: str, batch_size: int, crop: int,
 
 
 def worker(framework: str, batch_size: int, crop: int, conv_impl: str,
-           compute_dtype: str = 'float32') -> None:
+           compute_dtype: str = 'float32', model: str = 'seed') -> None:
   """Line protocol on stdin/stdout: 'run SECONDS', 'matmul', 'denoise
-  MINUTES', 'quit'; one JSON object answers each line."""
+  MINUTES', 'quit'; one JSON object answers each line. `model`: 'seed' or
+  'unet_<output form>' (MODELS)."""
   if framework == 'jax':
     from mel_ae.backends import host_memory  # pylint: disable=g-import-not-at-top
     host_memory.reuse_freed_memory()  # as python -m mel_ae.main does
-    step, info = _jax_trainer(batch_size, crop, conv_impl, compute_dtype)
+    if model == 'seed':
+      step, info = _jax_trainer(batch_size, crop, conv_impl, compute_dtype)
+    else:
+      step, info = jax_unet_trainer(batch_size, crop, _unet_form(model),
+                                    conv_impl, compute_dtype)
+      info['framework'] += f', U-Net {_unet_form(model)}'
   else:
-    step, info = _peer_trainer(framework, batch_size, crop, compute_dtype)
+    step, info = _peer_trainer(framework, batch_size, crop, compute_dtype,
+                               model)
   step()
   _reply({'ready': True, **info})
   matmul = {'jax': _jax_matmul_gflops, 'torch': _torch_matmul_gflops}
@@ -253,17 +333,24 @@ def first_step(batch_size: int, crop: int, cache_dir: str,
 
 
 class Worker:
-  """A framework training in its own process, driven line by line."""
+  """A model training in one framework in its own process, driven line by
+  line. `peer_env`: extra environment for a peer (not JAX, which sets its
+  own host memory up)."""
 
   def __init__(self, framework: str, batch_size: int, crop: int,
-               conv_impl: str, compute_dtype: str = 'float32'):
-    self.framework = row_key(framework, compute_dtype)
+               conv_impl: str, compute_dtype: str = 'float32',
+               model: str = 'seed', peer_env: Optional[dict] = None):
+    self.framework, self.model = framework, model
+    self.key = entry_key(model, framework, compute_dtype)
     env = dict(os.environ, PYTHONPATH=REPO, KERAS_BACKEND='tensorflow',
                TF_CPP_MIN_LOG_LEVEL='2')
+    if framework != 'jax':
+      env.update(peer_env or {})
     self._proc = subprocess.Popen(
         [sys.executable, '-m', 'experiments.benchmarks.benchmark',
          '--worker', framework, '--batches', str(batch_size), '--crop', str(crop),
-         f'--conv_impl={conv_impl}', f'--compute_dtype={compute_dtype}'],
+         f'--conv_impl={conv_impl}', f'--compute_dtype={compute_dtype}',
+         f'--models={model}'],
         cwd=REPO, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
         text=True)
     self.info = self._read()
@@ -276,7 +363,7 @@ class Worker:
   def _read(self) -> dict:
     line = self._proc.stdout.readline()
     if not line:
-      raise RuntimeError(f'{self.framework} worker died (exit '
+      raise RuntimeError(f'{self.key} worker died (exit '
                          f'{self._proc.wait()})')
     return json.loads(line)
 
@@ -348,13 +435,17 @@ def _median(values: List[float]) -> Optional[float]:
 
 
 def bench_batch(args, batch_size: int, rows, root: str) -> dict:
-  """All measurements for one batch size; `rows` (framework, dtype) pairs
-  take turns, and the 1-minute load average is read after every round."""
-  workers = {row_key(f, d): Worker(f, batch_size, args.crop, args.conv_impl, d)
-             for f, d in rows}
+  """All measurements for one batch size; `rows` (model, framework, dtype)
+  take turns, every model in the same rounds, and the 1-minute load average
+  is read after every round."""
+  peer_env = HOST_MEMORY_ENV if args.peer_host_memory else None
+  workers = {}
+  for m, f, d in rows:
+    w = Worker(f, batch_size, args.crop, args.conv_impl, d, m, peer_env)
+    workers[w.key] = w
   e2e = (EndToEnd(batch_size, args.crop, args.e2e_steps, args.e2e_log_every,
                   root, args.conv_impl, args.e2e_compute_dtype)
-         if args.e2e else None)
+         if args.e2e and any(m == 'seed' for m, _, _ in rows) else None)
   rates = {f: [] for f in workers}
   loads = []
   for r in range(args.windows):
@@ -375,14 +466,15 @@ def bench_batch(args, batch_size: int, rows, root: str) -> dict:
     result[f'{f}_compile_s'] = w.info['compile_s']
     result[f'{f}_framework'] = w.info['framework']
     result[f'{f}_params'] = w.info['params']
-    # Once per framework: a float32 matmul (the ceiling), JAX's denoising.
-    if batch_size == args.batches[0] and f == next(
-        k for k in workers if k.split('_')[0] == f.split('_')[0]):
+    # Once per framework: a float32 matmul (the ceiling), JAX's denoising
+    # (the seed's).
+    if batch_size == args.batches[0] and w is next(
+        v for v in workers.values() if v.framework == w.framework):
       replies = [w.ask('matmul')]
-      if f.startswith('jax') and args.denoise_minutes:
+      if f == 'jax' and w.model == 'seed' and args.denoise_minutes:
         replies.append(w.ask(f'denoise {args.denoise_minutes}'))
       for reply in replies:
-        result.update({f'{f}_{k}': v for k, v in reply.items()})
+        result.update({f'{w.framework}_{k}': v for k, v in reply.items()})
   for f, w in workers.items():
     result[f'{f}_peak_rss_mb'] = w.close()
   return result
@@ -455,12 +547,68 @@ def table(results: List[dict], extra: dict, gflop: float,
   return '\n'.join(lines)
 
 
+def unet_table(results: List[dict], unets: List[str],
+               peer_host_memory: bool) -> str:
+  """configs/denoise.py's U-Net: a row per batch size and output form."""
+  keys = [row_key(f, d) for f in UNET_FRAMEWORKS for d in COMPUTE_DTYPES]
+  keys = [k for k in keys if any(f'{m}:{k}' in r for r in results
+                                 for m in unets)]
+  name = lambda k: _NAMES[k.split('_')[0]] + (
+      ' bf16' if k.endswith('_bf16') else ' f32')
+  ratios = [(row_key('jax', d), row_key('torch', d)) for d in COMPUTE_DTYPES]
+  ratios = [(a, b) for a, b in ratios if a in keys and b in keys]
+  lines = [
+      '| batch | U-Net output | ' + ' | '.join(name(k) for k in keys) + ' | ' +
+      ''.join(f'{name(a)} / {name(b)} | ' for a, b in ratios) +
+      f'compile (s) {" / ".join(map(name, keys))} | '
+      f'peak RSS (MB) {" / ".join(map(name, keys))} | load (1 min) |',
+      '|---' * (len(keys) + len(ratios) + 5) + '|']
+  for r in results:
+    loads = r.get('load_windows') or []
+    for m in unets:
+      get = lambda k, suffix='': r.get(f'{m}:{k}{suffix}')  # pylint: disable=cell-var-from-loop
+      lines.append(
+          f"| {r['batch_size']} | {_unet_form(m)} | " +
+          ' | '.join(_fmt(get(k)) for k in keys) + ' | ' +
+          ''.join(f'{_ratio(get(a), get(b))} | ' for a, b in ratios) +
+          ' / '.join(_fmt(get(k, '_compile_s')) for k in keys) + ' | ' +
+          ' / '.join(_fmt(get(k, '_peak_rss_mb'), '.0f') for k in keys) +
+          f" | {_fmt(min(loads, default=None), '.1f')}–"
+          f"{_fmt(max(loads, default=None), '.1f')} |")
+  params = '; '.join(
+      f'{_unet_form(m)}: ' + ', '.join(
+          f'{_NAMES[f]} {r[f"{m}:{f}_params"]}' for f in UNET_FRAMEWORKS
+          if f'{m}:{f}_params' in r) for m in unets for r in results[:1])
+  frameworks = sorted({r.get(f'{m}:{k}_framework') for r in results
+                       for m in unets for k in keys} - {None})
+  lines += [
+      '',
+      "configs/denoise.py's U-Net, one training step on a fixed synthetic "
+      'batch (experiments/benchmarks/unet_peer.py): examples/s, median of '
+      'the interleaved windows; the issue\'s target is JAX >= 1.2x PyTorch '
+      'in each precision. Peers with JAX\'s host-memory setting: '
+      f"{'yes' if peer_host_memory else 'no'}. Trainable parameters "
+      f'({results[0]["batch_size"]}, float32 rows): {params}.',
+      'Rows: ' + '; '.join(frameworks) + '.']
+  return '\n'.join(lines)
+
+
 def _parse(argv) -> argparse.Namespace:
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   p.add_argument('--batches', type=lambda s: [int(b) for b in s.split(',')],
                  default=[16, 32, 64])
   p.add_argument('--crop', type=int, default=128, help='frames per crop')
   p.add_argument('--frameworks', default=','.join(FRAMEWORKS))
+  p.add_argument('--models', default='seed',
+                 help="comma-separated: 'seed' (the README's table), 'unet' "
+                 "(configs/denoise.py's U-Net with the 'residual' and the "
+                 "'kernel' output, JAX and PyTorch only), or 'unet_residual' "
+                 "/ 'unet_kernel'; all take turns in the same rounds")
+  p.add_argument('--peer_host_memory', action=argparse.BooleanOptionalAction,
+                 default=False, help='run the peers with the host-memory '
+                 'setting JAX uses (glibc: one arena, no mmap, no trimming; '
+                 'the same as MALLOC_ARENA_MAX=1 MALLOC_MMAP_MAX_=0 '
+                 'MALLOC_TRIM_THRESHOLD_=2147483647 in their environment)')
   p.add_argument('--windows', type=int, default=5, help='rounds of turns')
   p.add_argument('--seconds', type=float, default=3.0, help='per window')
   p.add_argument('--e2e', action=argparse.BooleanOptionalAction, default=True)
@@ -506,19 +654,38 @@ def _available(frameworks: List[str]) -> List[str]:
   return available
 
 
-def _rows(frameworks: List[str], dtypes: List[str]):
-  """(framework, compute dtype) pairs to time; says which are skipped."""
+def _models(names: str) -> List[str]:
+  """--models: 'seed', 'unet' (both output forms) or 'unet_<form>'."""
+  models = []
+  for name in names.split(','):
+    expanded = [m for m in MODELS if m.startswith('unet_')] if (
+        name == 'unet') else [name]
+    if any(m not in MODELS for m in expanded):
+      raise SystemExit(f'--models: {name!r} is not one of '
+                       f'{("unet",) + MODELS}')
+    models += [m for m in expanded if m not in models]
+  return models
+
+
+def _rows(frameworks: List[str], dtypes: List[str],
+          models: Sequence[str] = ('seed',)):
+  """(model, framework, compute dtype) to time; says which are skipped."""
   rows = []
-  for f in frameworks:
-    for d in dtypes:
-      if d not in COMPUTE_DTYPES:
-        raise SystemExit(f'--compute_dtype: {d!r} is not one of '
-                         f'{COMPUTE_DTYPES}')
-      if d == 'bfloat16' and f not in BF16_FRAMEWORKS:
-        print(f'skipping {f} in bfloat16: no mixed-precision peer for it '
-              'here', flush=True)
-      else:
-        rows.append((f, d))
+  for d in dtypes:
+    if d not in COMPUTE_DTYPES:
+      raise SystemExit(f'--compute_dtype: {d!r} is not one of '
+                       f'{COMPUTE_DTYPES}')
+  for m in models:
+    for f in frameworks:
+      if m != 'seed' and f not in UNET_FRAMEWORKS:
+        print(f'skipping {f} for {m}: no U-Net in it here', flush=True)
+        continue
+      for d in dtypes:
+        if d == 'bfloat16' and f not in BF16_FRAMEWORKS:
+          print(f'skipping {f} in bfloat16: no mixed-precision peer for it '
+                'here', flush=True)
+        else:
+          rows.append((m, f, d))
   return rows
 
 
@@ -526,26 +693,35 @@ def main(argv=None) -> None:
   args = _parse(argv)
   if args.worker:
     return worker(args.worker, args.batches[0], args.crop, args.conv_impl,
-                  args.compute_dtype)
+                  args.compute_dtype, args.models)
   if args.first_step:
     return first_step(args.batches[0], args.crop, args.cache_dir,
                       args.conv_impl)
+  models = _models(args.models)
   frameworks = _available(args.frameworks.split(','))
-  rows = _rows(frameworks, args.compute_dtype.split(','))
+  rows = _rows(frameworks, args.compute_dtype.split(','), models)
   print(f'load average {os.getloadavg()}; rows '
-        f'{[row_key(f, d) for f, d in rows]}', flush=True)
+        f'{[entry_key(*r) for r in rows]}', flush=True)
   from configs import base  # pylint: disable=g-import-not-at-top
   config = base.get_config()
   gflop = train_gflop_per_example(config.model, config.audio.n_mels,
                                   args.crop)
+  # The time to the first step, the end-to-end run and denoising are the
+  # seed's (configs/base.py).
   extra = (_time_to_first_step(args.batches[0], args.crop, args.conv_impl)
-           if args.first_step_check else {})
+           if args.first_step_check and 'seed' in models else {})
   with tempfile.TemporaryDirectory() as root:
     results = [bench_batch(args, b, rows, root) for b in args.batches]
   first = results[0]
   ceiling = max(v for k, v in first.items()
                 if k.endswith('matmul_gflops') and v)
-  text = table(results, extra, gflop, ceiling)
+  parts = []
+  if 'seed' in models:
+    parts.append(table(results, extra, gflop, ceiling))
+  unets = [m for m in models if m != 'seed']
+  if unets:
+    parts.append(unet_table(results, unets, args.peer_host_memory))
+  text = '\n\n'.join(parts)
   load = os.getloadavg()
   text += (f'\nLoad average at the end: {load[0]:.1f} / {load[1]:.1f} / '
            f'{load[2]:.1f} (1 / 5 / 15 min), {os.cpu_count()} cores.')
