@@ -25,6 +25,7 @@ from mel_ae import baselines
 from mel_ae import cli
 from mel_ae import features
 from mel_ae import input_pipeline
+from mel_ae import logs
 from mel_ae import mel_io
 from mel_ae import report
 
@@ -68,7 +69,7 @@ def load_predictions(folder: str,
 
 def main(argv):
   del argv
-  cli.quiet_library_logs()
+  logs.quiet_library_logs()
   noisy, clean = input_pipeline.load_pairs(FLAGS.noisy, FLAGS.clean,
                                            audio.MelSpec(), 1)
   outputs = {}

@@ -16,6 +16,7 @@ import numpy as np
 from mel_ae import audio
 from mel_ae import cli
 from mel_ae import input_pipeline
+from mel_ae import logs
 
 flags.DEFINE_string('workdir', None, 'Training workdir (optionally @step).')
 flags.DEFINE_list('clean', None, 'Folders of clean mels.')
@@ -34,7 +35,7 @@ def kept_share(clean: np.ndarray, output: np.ndarray, loud: np.ndarray):
 
 def main(argv):
   del argv
-  cli.quiet_library_logs()
+  logs.quiet_library_logs()
   model = cli.load_model(FLAGS.workdir)
   edges = [int(e) for e in FLAGS.band_edges]
   print(f'| clean folder | MSE vs input | loud power kept | '

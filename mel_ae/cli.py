@@ -1,10 +1,9 @@
-"""What the command-line entry points share (the --config flag, its
-mistakes said in one line), and their logging set up for notebooks and
-plain scripts."""
+"""What the command-line entry points share: the --config flag, its
+mistakes said in one line, and loading a model named on the command line
+(their logging set up: mel_ae/logs.py)."""
 import ast
 import difflib
 import glob
-import logging
 import os
 import re
 import sys
@@ -12,7 +11,6 @@ from typing import List, Optional, Tuple
 
 from absl import app
 from absl import flags
-from absl import logging as absl_logging
 import ml_collections
 from ml_collections import config_flags
 
@@ -24,45 +22,6 @@ from mel_ae import inference
 flags.disclaim_key_flags()
 _CONFIGS = os.path.join(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))), 'configs')
-
-
-def _quiet(record: logging.LogRecord) -> bool:
-  return record.levelno >= logging.WARNING or not any(
-      lib in record.pathname for lib in ('/orbax/', '/jax/', '/jax_'))
-
-
-def quiet_library_logs() -> None:
-  """Keeps orbax's and JAX's INFO chatter out of our commands' output (JAX's
-  "Unable to initialize backend 'tpu'" on every machine without one). On
-  absl's handler: JAX's loggers reach it without passing the absl logger."""
-  absl_logging.get_absl_handler().addFilter(_quiet)
-
-
-def _logging_configured() -> bool:
-  """False while the root logger holds nothing but, perhaps, the bare stderr
-  handler that absl's first log call adds with logging.basicConfig()."""
-  root = logging.getLogger()
-  bare = lambda h: (
-      type(h) is logging.StreamHandler  # pylint: disable=unidiomatic-typecheck
-      and h.stream is sys.stderr and h.level == logging.NOTSET
-      and getattr(h.formatter, '_fmt', None) == logging.BASIC_FORMAT)
-  return (root.level != logging.WARNING or
-          not all(bare(h) for h in root.handlers))
-
-
-def show_progress_logs() -> None:
-  """Makes absl's INFO lines (training progress) visible where nobody set
-  logging up: a notebook, a plain script, where absl's verbosity is WARNING.
-  Raises it to INFO and installs absl's handler (which takes the place of
-  that bare stderr handler), keeping orbax's and JAX's INFO chatter out.
-  Does nothing where logging is configured (absl's app.run, which the
-  command-line tools use; logging.basicConfig with a level or a format;
-  pytest), so those print what they did before."""
-  if _logging_configured():
-    return
-  absl_logging.use_absl_handler()
-  absl_logging.set_verbosity(absl_logging.INFO)
-  quiet_library_logs()
 
 
 def load_model(spec: str) -> inference.Denoiser:

@@ -33,6 +33,7 @@ from mel_ae import baselines
 from mel_ae import checkpointing
 from mel_ae import cli
 from mel_ae import inference
+from mel_ae import logs
 from mel_ae import mel_io
 from mel_ae import plots
 from mel_ae import pretrained
@@ -258,7 +259,7 @@ def run(args) -> List[str]:
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
-  cli.quiet_library_logs()
+  logs.quiet_library_logs()
   try:
     failures = run(flags.FLAGS)
   except (mel_io.MelFileError, checkpointing.CheckpointError,

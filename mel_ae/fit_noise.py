@@ -34,6 +34,7 @@ from mel_ae import audio
 from mel_ae import checkpointing
 from mel_ae import cli
 from mel_ae import input_pipeline
+from mel_ae import logs
 from mel_ae import mel_io
 from mel_ae import models
 from mel_ae import noise_bank
@@ -219,7 +220,7 @@ def fit(config: ml_collections.ConfigDict, workdir: str) -> NoiseFit:
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {" ".join(argv[1:])}')
-  cli.quiet_library_logs()
+  logs.quiet_library_logs()
   try:
     fit(FLAGS.config, FLAGS.workdir)
   except (NoiseFitError, mel_io.MelFileError) as e:

@@ -2,9 +2,10 @@
 
   python -m mel_ae.main --config=configs/base.py --workdir=runs/base
 
-Kept short on purpose: the logic lives in `fit_noise.py` (the noise stage,
-run first where the config trains on fitted noise) and `train.py`, both
-importable from a notebook. Any config field can be overridden, e.g.
+Kept short on purpose: the logic lives in its stages, each importable from
+a notebook: `fit_noise.py` (the noise stage, run first where the config
+trains on fitted noise), `train.py`, then `report.py` (the test-set report,
+WORKDIR/report.md). Any config field can be overridden, e.g.
 --config.model.kernel_size=3.
 
 Several processes train as one data-parallel run (the global batch split
@@ -23,8 +24,10 @@ import jax
 from mel_ae import checkpointing
 from mel_ae import cli
 from mel_ae import fit_noise
+from mel_ae import logs
 from mel_ae import mel_io
 from mel_ae import pretrained
+from mel_ae import report
 from mel_ae import train
 from mel_ae import training_data
 from mel_ae.backends import host_memory
@@ -67,7 +70,7 @@ def main(argv):
     raise app.UsageError(f'Unexpected arguments: {" ".join(argv[1:])}')
   if FLAGS.config.runtime.reuse_host_memory:
     host_memory.reuse_freed_memory()  # Before JAX starts its threads.
-  cli.quiet_library_logs()
+  logs.quiet_library_logs()
   _initialize_distributed(FLAGS.config.distributed)
   if FLAGS.config.compilation_cache_dir:
     jax.config.update('jax_compilation_cache_dir',
@@ -78,7 +81,8 @@ def main(argv):
     train.validate_config(FLAGS.config)  # All of it, before the noise fit.
     if fit_noise.needed(FLAGS.config):
       fit_noise.fit(FLAGS.config, FLAGS.workdir)
-    train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
+    report.write_after_training(
+        FLAGS.workdir, train.run(FLAGS.config, FLAGS.workdir), FLAGS.config)
   except (train.ConfigError, training_data.DataError, mel_io.MelFileError,
           fit_noise.NoiseFitError, checkpointing.CheckpointError,
           pretrained.PretrainedError, FloatingPointError) as e:

@@ -1,8 +1,14 @@
 """WORKDIR/report.md: the final model beside every classical baseline on the
-paired test set, with example spectrograms and the training curves."""
-import os
-from typing import Dict, List, Sequence
+paired test set, with example spectrograms and the training curves.
 
+The stage after training: `python -m mel_ae.main` runs it on what
+`train.run` returns (`write_after_training`); in a notebook,
+`report.write_after_training(workdir, train.run(config, workdir), config)`.
+"""
+import os
+from typing import Dict, List, Optional, Sequence
+
+from absl import logging
 import numpy as np
 
 from mel_ae import audio
@@ -120,4 +126,20 @@ def write_report(workdir: str, step: int, model_outputs: List[np.ndarray],
   with open(path + '.tmp', 'w') as f:
     f.write('\n'.join(lines))
   os.replace(path + '.tmp', path)
+  return path
+
+
+def write_after_training(workdir: str, trained, config) -> Optional[str]:
+  """report.md of the run `trained` (a `train.Trained`) in `workdir`, with
+  its `config`: its path, logged; None where the run has no test set, and
+  on every process but 0, which denoised it."""
+  if trained.test_outputs is None:
+    return None
+  best = trained.best_step
+  path = write_report(
+      workdir, int(trained.state.step), trained.test_outputs, trained.test,
+      trained.normalizer, audio.MelSpec.from_config(config.audio),
+      f'The best checkpoint by {config.train.best_metric} is step {best}: '
+      f"`mel_ae.load(workdir, step='best')`." if best else '')
+  logging.info('Test-set report: %s', path)
   return path

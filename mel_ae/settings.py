@@ -39,7 +39,7 @@ RECIPE_FIELDS = {
     },
     'infer': {
         # Past a file's ends: 'silence' (zero power) or 'reflect' (its frames
-        # mirrored, as inside a training crop): mel_ae/inference.py.
+        # mirrored, as inside a training crop): mel_ae/whole_file.py.
         'edge_padding': 'silence',
         # Also denoise the time-reversed mel and average the two (in power).
         'flip_average': False,

@@ -1,4 +1,10 @@
-"""Training and evaluation of mel autoencoders; knows nothing of argv."""
+"""Training and evaluation of mel autoencoders; knows nothing of argv.
+
+Reads what the noise stage wrote (mel_ae/fit_noise.py) and leaves its
+checkpoints and metrics, and what the test-set report (mel_ae/report.py)
+needs, to the stages after it; it imports none of them.
+"""
+import dataclasses
 import functools
 import os
 import time
@@ -15,18 +21,17 @@ import optax
 from mel_ae import audio
 from mel_ae import backends
 from mel_ae import checkpointing
-from mel_ae import cli
 from mel_ae import features
 from mel_ae import fit_noise
-from mel_ae import inference
 from mel_ae import input_pipeline
+from mel_ae import logs
 from mel_ae import metrics
 from mel_ae import models
 from mel_ae import noise_bank
 from mel_ae import pretrained
-from mel_ae import report
 from mel_ae import settings
 from mel_ae import training_data
+from mel_ae import whole_file
 from mel_ae import writers
 
 
@@ -85,8 +90,8 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
   checks = (models.check_config(config)
             + backends.check_config(config.runtime)
             + input_pipeline.check_config(config.data, stride)
-            + inference.check_config(settings.section(config, 'infer'),
-                                     stride)
+            + whole_file.check_config(settings.section(config, 'infer'),
+                                      stride)
             + noise_bank.check_config(settings.section(config, 'noise'))
             + audio.check_config(config.audio)
             + _train_checks(config))
@@ -268,9 +273,9 @@ def _local_variables(state: TrainState) -> Dict[str, Any]:
 def _denoise_test(model, state: TrainState, data: training_data.Data,
                   config) -> List[np.ndarray]:
   """The paired test set's noisy files denoised by the current model."""
-  return inference.denoise_power(model, _local_variables(state),
-                                 data.normalizer, data.test[0].mels,
-                                 config.infer)
+  return whole_file.denoise_power(model, _local_variables(state),
+                                  data.normalizer, data.test[0].mels,
+                                  config.infer)
 
 
 def _validation_metrics(recon: np.ndarray, val: training_data.Validation,
@@ -342,8 +347,9 @@ def _examples(model, state: TrainState, data: training_data.Data,
   pick = whole[np.unique(np.linspace(0, len(whole) - 1, writers.EXAMPLES
                                      ).astype(int))]
   noisy = list(data.normalizer.inverse(val.inputs[pick, ..., 0]))
-  return (noisy, inference.denoise_power(model, _local_variables(state),
-                                         data.normalizer, noisy, config.infer),
+  return (noisy, whole_file.denoise_power(model, _local_variables(state),
+                                          data.normalizer, noisy,
+                                          config.infer),
           list(data.normalizer.inverse(val.targets[pick, ..., 0])))
 
 
@@ -383,15 +389,34 @@ def _check_finite(state: TrainState, step: int, last_saved) -> None:
         f'{last_saved if last_saved else "none"}')
 
 
+@dataclasses.dataclass(frozen=True)
+class Trained:
+  """What a finished run leaves the test-set report (mel_ae/report.py),
+  the stage after it, beside its workdir."""
+  state: TrainState
+  normalizer: features.Normalizer  # of the model domain it trained in
+  # The paired test set (noisy, clean) and its noisy files denoised by the
+  # last state; None without a test set, and on every process but 0.
+  test: Optional[Tuple[input_pipeline.MelFolder, input_pipeline.MelFolder]]
+  test_outputs: Optional[List[np.ndarray]]
+  best_step: Optional[int]  # by train.best_metric; None: none tracked
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict,
                        workdir: str) -> TrainState:
+  """Trains (resuming from WORKDIR/checkpoints if any) and evaluates:
+  `run`, returning the last state."""
+  return run(config, workdir).state
+
+
+def run(config: ml_collections.ConfigDict, workdir: str) -> Trained:
   """Trains (resuming from WORKDIR/checkpoints if any) and evaluates.
 
   Where the config needs it, on the noise fitted by the noise stage
   (mel_ae/fit_noise.py, run before: mel_ae.main does), read from WORKDIR:
   the noise bank of its fit, the model of the output form it decided.
   """
-  cli.show_progress_logs()  # Progress lines also in a notebook.
+  logs.show_progress_logs()  # Progress lines also in a notebook.
   validate_config(config)
   t = config.train
   os.makedirs(workdir, exist_ok=True)
@@ -496,12 +521,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   if writer:
     writer.close()
   best = checkpointing.best_step(str(manager.directory), manager.all_steps())
-  if data.test and primary:
-    path = report.write_report(
-        workdir, int(state.step),
-        test_outputs or _denoise_test(model, state, data, config), data.test,
-        data.normalizer, audio.MelSpec.from_config(config.audio),
-        f'The best checkpoint by {t.best_metric} is step {best}: '
-        f"`mel_ae.load(workdir, step='best')`." if best else '')
-    logging.info('Test-set report: %s', path)
-  return state
+  if data.test and primary and test_outputs is None:  # No step ran.
+    test_outputs = _denoise_test(model, state, data, config)
+  return Trained(state, data.normalizer, data.test, test_outputs, best)

@@ -11,6 +11,7 @@ import mel_ae
 from conftest import ROOT, make_tiny_config, write_corpus
 from experiments.audio import audio_gain
 from mel_ae import audio_metrics
+from mel_ae import report
 from mel_ae import train
 
 CORPUS_AUDIO = os.path.join(ROOT, 'mel_ae', 'corpus', 'audio', 'test')
@@ -75,11 +76,12 @@ def test_report_scores_recordings_when_the_test_set_is_audio(tmp_path):
     os.makedirs(corpus[f'test_{role}'])
     for name in names:
       shutil.copy(os.path.join(CORPUS_AUDIO, role, name), tmp_path / role)
-  train.train_and_evaluate(make_tiny_config(corpus), str(tmp_path / 'run'))
-  report = (tmp_path / 'run' / 'report.md').read_text()
-  assert 'Recordings: the noisy STFT' in report
+  config, workdir = make_tiny_config(corpus), str(tmp_path / 'run')
+  report.write_after_training(workdir, train.run(config, workdir), config)
+  text = (tmp_path / 'run' / 'report.md').read_text()
+  assert 'Recordings: the noisy STFT' in text
   rows = {line.split('|')[1].strip(): line.split('|')[2:-1]
-          for line in report.splitlines()
+          for line in text.splitlines()
           if line.startswith('| noisy input') or line.startswith('| model |')}
   assert set(rows) == {'noisy input', 'model'}
   for cells in rows.values():

@@ -18,10 +18,10 @@ import pytest
 from configs import base
 from conftest import ROOT
 from mel_ae import backends
-from mel_ae import inference
 from mel_ae import layers
 from mel_ae import models
 from mel_ae import train
+from mel_ae import whole_file
 import mel_ae
 from mel_ae.backends import conv_matmul
 from mel_ae.backends import onednn
@@ -262,9 +262,9 @@ def _denoise_in(dtype, denoiser, mels):
   runtime = denoiser.config.runtime
   model = models.build_model(denoiser.config.model,
                              **backends.layers_for(runtime, dtype))
-  return inference.denoise_power(model, denoiser.variables,
-                                 denoiser.normalizer, mels,
-                                 denoiser.config.infer)
+  return whole_file.denoise_power(model, denoiser.variables,
+                                  denoiser.normalizer, mels,
+                                  denoiser.config.infer)
 
 
 def _assert_same_denoising(a, b):

@@ -23,6 +23,7 @@ from mel_ae import checkpointing
 from mel_ae import cli
 from mel_ae import mel_io
 from mel_ae import models
+from mel_ae import report
 from mel_ae import settings
 from mel_ae import train
 from mel_ae import writers
@@ -36,13 +37,13 @@ _V0_BACKEND_IN_MODEL = os.path.join(ROOT, 'tests', 'data', 'onednn_v0')
 
 @pytest.fixture(scope='module')
 def run(tmp_path_factory):
-  """A tiny run evaluated and saved at steps 2, 4 and 6."""
+  """A tiny run evaluated and saved at steps 2, 4 and 6, and its report."""
   from conftest import make_tiny_config, write_corpus  # pylint: disable=g-import-not-at-top
   root = tmp_path_factory.mktemp('ckpt')
   config = make_tiny_config(write_corpus(str(root / 'corpus')))
   config.train.eval_every = config.train.checkpoint_every = 2
   workdir = str(root / 'run')
-  train.train_and_evaluate(config, workdir)
+  report.write_after_training(workdir, train.run(config, workdir), config)
   return workdir
 
 

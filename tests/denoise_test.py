@@ -11,11 +11,11 @@ import mel_ae
 from conftest import ROOT, as_denoise, fake_mel, make_tiny_config, write_corpus
 from mel_ae import checkpointing
 from mel_ae import features
-from mel_ae import inference
 from mel_ae import mel_io
 from mel_ae import metrics
 from mel_ae import models
 from mel_ae import train
+from mel_ae import whole_file
 from mel_ae import writers
 
 
@@ -38,27 +38,27 @@ def test_chunked_inference_equals_whole_file(workdir):
   """Windows with enough context give what one pass over the file gives."""
   d = mel_ae.load(workdir)
   mel = d.normalizer.forward(fake_mel(np.random.default_rng(0), 256))
-  whole = np.asarray(inference._apply(  # pylint: disable=protected-access
+  whole = np.asarray(whole_file._apply(  # pylint: disable=protected-access
       d.model, d.variables, mel[None, :, :, None]))[0, :, :, 0]
-  chunked = inference.denoise_model_domain(d.model, d.variables, [mel],
-                                           chunk=64, margin=32, batch_size=2)[0]
+  chunked = whole_file.denoise_model_domain(
+      d.model, d.variables, [mel], chunk=64, margin=32, batch_size=2)[0]
   np.testing.assert_allclose(chunked[:, 32:-32], whole[:, 32:-32], atol=1e-5)
 
 
-@pytest.mark.parametrize('edge_padding', inference.EDGE_PADDINGS)
+@pytest.mark.parametrize('edge_padding', whole_file.EDGE_PADDINGS)
 def test_narrow_windows_give_what_full_chunks_give(workdir, edge_padding):
   """Mels shorter than a chunk, of mixed lengths in one call, get narrower
   windows: the same frames as windows of a whole chunk."""
   d = mel_ae.load(workdir)
   rng = np.random.default_rng(3)
   mels = [d.normalizer.forward(fake_mel(rng, t)) for t in (1, 7, 33, 64, 90)]
-  outs = inference.denoise_model_domain(
+  outs = whole_file.denoise_model_domain(
       d.model, d.variables, mels, chunk=64, margin=16, batch_size=2,
       silence=d.normalizer.silence, edge_padding=edge_padding)
   for mel, out in zip(mels, outs):
-    windows = inference._windows(  # pylint: disable=protected-access
+    windows = whole_file._windows(  # pylint: disable=protected-access
         mel, 64, 16, d.normalizer.silence, edge_padding)
-    full = np.asarray(inference._apply(  # pylint: disable=protected-access
+    full = np.asarray(whole_file._apply(  # pylint: disable=protected-access
         d.model, d.variables, windows[..., None]))[:, :, 16:80, 0]
     expected = np.concatenate(list(full), axis=1)[:, :mel.shape[1]]
     assert out.shape == mel.shape
@@ -71,13 +71,13 @@ def test_reflect_edges_equal_one_pass_over_the_mirrored_file(workdir):
   d = mel_ae.load(workdir)
   mel = d.normalizer.forward(fake_mel(np.random.default_rng(0), 200))
   mirrored = np.pad(mel, ((0, 0), (32, 32)), mode='reflect')
-  whole = np.asarray(inference._apply(  # pylint: disable=protected-access
+  whole = np.asarray(whole_file._apply(  # pylint: disable=protected-access
       d.model, d.variables, mirrored[None, :, :, None]))[0, :, 32:-32, 0]
-  chunked = inference.denoise_model_domain(
+  chunked = whole_file.denoise_model_domain(
       d.model, d.variables, [mel], chunk=64, margin=32, batch_size=2,
       silence=d.normalizer.silence, edge_padding='reflect')[0]
   np.testing.assert_allclose(chunked, whole, atol=1e-5)
-  silent = inference.denoise_model_domain(
+  silent = whole_file.denoise_model_domain(
       d.model, d.variables, [mel], chunk=64, margin=32, batch_size=2,
       silence=d.normalizer.silence)[0]
   assert not np.allclose(silent[:, :8], chunked[:, :8], atol=1e-3)
@@ -285,7 +285,7 @@ def test_edge_padding_study_changes_only_the_ends(tmp_path):
   rows = {line.split('|')[1].strip(): [float(v) for v in line.split('|')[2:6]]
           for line in study.stdout.splitlines()
           if line.startswith('| ') and line.split('|')[2].strip()[:1].isdigit()}
-  assert set(rows) == set(inference.EDGE_PADDINGS)
+  assert set(rows) == set(whole_file.EDGE_PADDINGS)
   assert all(np.all(np.isfinite(v)) for v in rows.values())
   assert rows['silence'][3] == pytest.approx(rows['reflect'][3], rel=1e-6)
   assert rows['silence'][2] != rows['reflect'][2]

@@ -61,9 +61,9 @@ _PROBE = '''
 import logging
 {setup}
 from absl import logging as absl_logging
-from mel_ae import cli
+from mel_ae import logs
 before = list(logging.getLogger().handlers)
-cli.show_progress_logs()
+logs.show_progress_logs()
 absl_logging.info('probe')
 print(list(logging.getLogger().handlers) == before)
 '''
@@ -85,11 +85,11 @@ _APP = '''
 import logging
 from absl import app
 from absl import logging as absl_logging
-from mel_ae import cli
+from mel_ae import logs
 
 def main(_):
   before = list(logging.getLogger().handlers)
-  cli.show_progress_logs()
+  logs.show_progress_logs()
   absl_logging.info('probe')
   print(list(logging.getLogger().handlers) == before)
 
@@ -101,10 +101,10 @@ _COMMAND = '''
 from absl import app
 from absl import logging as absl_logging
 import jax
-from mel_ae import cli
+from mel_ae import logs
 
 def main(_):
-  cli.quiet_library_logs()
+  logs.quiet_library_logs()
   jax.devices()  # JAX logs each backend it cannot start (tpu) at INFO.
   absl_logging.info('probe')
 
@@ -113,7 +113,7 @@ app.run(main)
 
 
 def test_commands_show_their_lines_without_jax_chatter(tmp_path):
-  """As `python -m mel_ae.main` after cli.quiet_library_logs()."""
+  """As `python -m mel_ae.main` after logs.quiet_library_logs()."""
   script = tmp_path / 'command.py'
   script.write_text(_COMMAND)
   result = _python(str(script), timeout=120)

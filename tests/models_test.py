@@ -127,7 +127,7 @@ def test_subtract_noise_is_spectral_subtraction_in_power():
 def test_subtract_mode_is_finite_with_silence_and_chunks_like_whole(estimate):
   """Zero frames give finite outputs and gradients, and the noise estimate
   is local: windows with margin >= the receptive radius equal one pass."""
-  from mel_ae import inference  # pylint: disable=g-import-not-at-top
+  from mel_ae import whole_file  # pylint: disable=g-import-not-at-top
   config = base.get_config()
   config.model.output_mode = 'subtract'
   config.model.mask_exponent = 1 / 16
@@ -138,8 +138,8 @@ def test_subtract_mode_is_finite_with_silence_and_chunks_like_whole(estimate):
   mel[:, :40] = 0
   whole = np.asarray(model.apply(variables, mel[None, :, :, None]))[0, ..., 0]
   assert np.all(np.isfinite(whole)) and np.all(whole[:, :40] == 0)
-  chunked = inference.denoise_model_domain(model, variables, [mel], chunk=64,
-                                           margin=48, batch_size=2)[0]
+  chunked = whole_file.denoise_model_domain(model, variables, [mel], chunk=64,
+                                            margin=48, batch_size=2)[0]
   # The file's end differs as in every model: padding passes BatchNorm there.
   np.testing.assert_allclose(chunked[:, :-48], whole[:, :-48], atol=1e-5)
   grads = jax.grad(lambda p: jnp.sum(model.apply(

@@ -17,12 +17,12 @@ from configs import base
 import mel_ae
 from mel_ae import features
 from mel_ae import fit_noise
-from mel_ae import inference
 from mel_ae import input_pipeline
 from mel_ae import metrics
 from mel_ae import models
 from mel_ae import train
 from mel_ae import training_data
+from mel_ae import whole_file
 
 
 def _unet_config():
@@ -142,8 +142,8 @@ def test_flip_average_is_the_mean_of_both_directions_in_power():
   variables = jax.jit(functools.partial(model.init, train=False))(
       jax.random.key(0), jnp.zeros((1, 128, 64, 1)))
   infer = config.infer
-  one_way = functools.partial(inference.denoise_power, model, variables,
-                              normalizer)
+  one_way = functools.partial(whole_file.denoise_power, model, variables,
+                               normalizer)
   forward = one_way([mel], infer)[0]
   backward = one_way([mel[:, ::-1]], infer)[0][:, ::-1]
   infer.flip_average = True
@@ -240,8 +240,8 @@ def test_padding_is_zero_power_in_every_domain(kind):
   assert mask[0, 0, 20:, 0].sum() == 0
   np.testing.assert_allclose(normalizer.inverse(windows[0, :, 20:, 0]), 0,
                              atol=quiet)
-  windows = inference._windows(normalizer.forward(mel), 16, 8,  # pylint: disable=protected-access
-                               normalizer.silence, 'silence')
+  windows = whole_file._windows(normalizer.forward(mel), 16, 8,  # pylint: disable=protected-access
+                                normalizer.silence, 'silence')
   np.testing.assert_allclose(normalizer.inverse(windows[0, :, :8]), 0,
                              atol=quiet)
 

@@ -3,8 +3,8 @@ import functools
 
 import pytest
 
-from mel_ae import inference
 from mel_ae import train
+from mel_ae import whole_file
 
 
 def _counting(fn, counts, name):
@@ -26,10 +26,10 @@ def test_each_step_function_is_traced_once(tiny_config, tmp_path, monkeypatch,
   for name in ('train_step', 'eval_step'):
     monkeypatch.setattr(train, name, _counting(getattr(train, name), counts,
                                                name))
-  inference._apply.clear_cache()  # pylint: disable=protected-access
+  whole_file._apply.clear_cache()  # pylint: disable=protected-access
   state = train.train_and_evaluate(tiny_config, str(tmp_path / 'run'))
   assert int(state.step) == tiny_config.train.num_steps
   # Steps 1..6 with evals at 3 and 6, and the test set denoised twice.
   assert counts == {'train_step': 1, 'eval_step': 1}
   # One window width: full batches and the last windows one by one.
-  assert inference._apply._cache_size() == 2  # pylint: disable=protected-access
+  assert whole_file._apply._cache_size() == 2  # pylint: disable=protected-access

@@ -13,8 +13,9 @@ from absl import app
 from absl import flags
 
 from experiments.recipe import time_shifts
-from mel_ae import cli
 from mel_ae import inference
+from mel_ae import logs
+from mel_ae import whole_file
 from mel_ae.backends import host_memory
 
 flags.DEFINE_list('workdirs', None, 'name:workdir pairs, same seed.')
@@ -25,7 +26,7 @@ FLAGS = flags.FLAGS
 def main(argv):
   del argv
   host_memory.reuse_freed_memory()
-  cli.quiet_library_logs()
+  logs.quiet_library_logs()
   runs = dict(pair.split(':', 1) for pair in FLAGS.workdirs)
   denoisers = {name: inference.load(workdir) for name, workdir in runs.items()}
   print('| run | ' + ' | '.join(f'on the validation of {name}'
@@ -36,9 +37,9 @@ def main(argv):
     # As power: each run denoises them with its own normaliser.
     noisy, clean = time_shifts.noisy_validation_power(reference)
     for name, denoiser in denoisers.items():
-      preds = inference.denoise_power(denoiser.model, denoiser.variables,
-                                      denoiser.normalizer, noisy,
-                                      denoiser.config.infer)
+      preds = whole_file.denoise_power(denoiser.model, denoiser.variables,
+                                       denoiser.normalizer, noisy,
+                                       denoiser.config.infer)
       scores[name].append('%.4f / %.2f dB' % time_shifts.scores(preds, clean))
   for name, row in scores.items():
     print(f'| {name} | ' + ' | '.join(row) + ' |', flush=True)

@@ -15,8 +15,8 @@ from absl import flags
 import numpy as np
 
 from experiments.recipe import time_shifts
-from mel_ae import inference
 from mel_ae import settings
+from mel_ae import whole_file
 
 FLAGS = time_shifts.FLAGS  # --workdir, defined there
 
@@ -35,11 +35,11 @@ def main(argv):
   print('| infer.edge_padding | val competition MSE | val LSD (dB) | '
         f'MSE, {_END} frames at the ends | MSE, the rest |\n'
         '|---|---:|---:|---:|---:|')
-  for padding in inference.EDGE_PADDINGS:
+  for padding in whole_file.EDGE_PADDINGS:
     infer = settings.fill('infer', denoiser.config.infer)
     infer.edge_padding = padding
-    preds = inference.denoise_power(denoiser.model, denoiser.variables,
-                                    denoiser.normalizer, noisy, infer)
+    preds = whole_file.denoise_power(denoiser.model, denoiser.variables,
+                                     denoiser.normalizer, noisy, infer)
     mse, lsd = time_shifts.scores(preds, clean)
     ends, middle = np.mean([_ends_and_middle(p, c)
                             for p, c in zip(preds, clean)], axis=0)

@@ -16,12 +16,13 @@ from absl import app
 from absl import flags
 import numpy as np
 
-from mel_ae import cli
 from mel_ae import fit_noise
 from mel_ae import inference
+from mel_ae import logs
 from mel_ae import metrics
 from mel_ae import settings
 from mel_ae import training_data
+from mel_ae import whole_file
 from mel_ae.backends import host_memory
 
 flags.DEFINE_string('workdir', None, 'Training workdir (denoise mode).')
@@ -67,7 +68,7 @@ def load_with_validation(workdir: str):
   """A study's start: the run's latest checkpoint, and its validation files
   as power (noisy, clean), on a process set up as the trainer's."""
   host_memory.reuse_freed_memory()
-  cli.quiet_library_logs()
+  logs.quiet_library_logs()
   denoiser = inference.load(workdir)
   return (denoiser, *noisy_validation_power(denoiser))
 
@@ -87,9 +88,9 @@ def denoised_view(denoiser: inference.Denoiser, mels, shift: int,
   silence = denoiser.normalizer.silence
   infer = settings.fill('infer', denoiser.config.infer)
   edge_padding = infer.edge_padding
-  padded = [inference.extend_ends(flip(m), shift, 0, silence, edge_padding)
+  padded = [whole_file.extend_ends(flip(m), shift, 0, silence, edge_padding)
             for m in mels]
-  outputs = inference.denoise_model_domain(
+  outputs = whole_file.denoise_model_domain(
       denoiser.model, denoiser.variables, padded, infer.chunk_frames,
       infer.margin_frames, infer.batch_size, silence, edge_padding)
   return [flip(denoiser.normalizer.inverse(o[:, shift:])) for o in outputs]
@@ -98,7 +99,7 @@ def denoised_view(denoiser: inference.Denoiser, mels, shift: int,
 def main(argv):
   del argv
   host_memory.reuse_freed_memory()
-  cli.quiet_library_logs()
+  logs.quiet_library_logs()
   denoiser = inference.load(FLAGS.workdir)
   noisy, clean = noisy_validation_files(denoiser)
   views = {}

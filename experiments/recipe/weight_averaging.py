@@ -17,7 +17,7 @@ import numpy as np
 
 from experiments.recipe import time_shifts
 from mel_ae import checkpointing
-from mel_ae import inference
+from mel_ae import whole_file
 
 FLAGS = time_shifts.FLAGS  # --workdir, defined there
 flags.DEFINE_list('last', ['1', '2', '3', '5', '10'],
@@ -42,7 +42,7 @@ def main(argv):
         '|---|---|---:|---:|')
   for k in lasts:
     chosen = steps[-k:]
-    preds = inference.denoise_power(
+    preds = whole_file.denoise_power(
         denoiser.model, averaged(trees[:k]), denoiser.normalizer, noisy,
         denoiser.config.infer)
     mse, lsd = time_shifts.scores(preds, clean)

@@ -53,6 +53,7 @@ from torch.nn import functional as F
 
 from mel_ae import cli
 from mel_ae import fit_noise
+from mel_ae import logs
 from mel_ae import mel_io
 from mel_ae import settings
 from mel_ae import train as train_lib
@@ -279,7 +280,7 @@ def _define_flags() -> None:
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {" ".join(argv[1:])}')
-  cli.quiet_library_logs()
+  logs.quiet_library_logs()
   torch.set_num_threads(len(os.sched_getaffinity(0)))
   args = flags.FLAGS
   recipe = Recipe(tuple(int(c) for c in args.channels), args.learning_rate,
