@@ -22,8 +22,8 @@ import numpy as np
 
 from mel_ae import audio
 from mel_ae import baselines
-from mel_ae import cli
 from mel_ae import features
+from mel_ae import inference
 from mel_ae import input_pipeline
 from mel_ae import logs
 from mel_ae import mel_io
@@ -75,7 +75,7 @@ def main(argv):
   outputs = {}
   for entry in FLAGS.workdirs:
     name, workdir = entry.split(':', 1)
-    outputs[name] = cli.load_model(workdir).denoise_batch(noisy.mels)
+    outputs[name] = inference.load_spec(workdir).denoise_batch(noisy.mels)
   for entry in FLAGS.preds:
     name, folder = entry.split(':', 1)
     try:

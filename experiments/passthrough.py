@@ -14,7 +14,7 @@ from absl import flags
 import numpy as np
 
 from mel_ae import audio
-from mel_ae import cli
+from mel_ae import inference
 from mel_ae import input_pipeline
 from mel_ae import logs
 
@@ -36,7 +36,7 @@ def kept_share(clean: np.ndarray, output: np.ndarray, loud: np.ndarray):
 def main(argv):
   del argv
   logs.quiet_library_logs()
-  model = cli.load_model(FLAGS.workdir)
+  model = inference.load_spec(FLAGS.workdir)
   edges = [int(e) for e in FLAGS.band_edges]
   print(f'| clean folder | MSE vs input | loud power kept | '
         + ' | '.join(f'bands {a}-{b - 1}' for a, b in zip(edges, edges[1:]))

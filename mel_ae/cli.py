@@ -14,31 +14,12 @@ from absl import flags
 import ml_collections
 from ml_collections import config_flags
 
-from mel_ae import checkpointing
-from mel_ae import inference
 
 # The --config flag defined by `define_config_flag` belongs to the command
 # that calls it (its --help lists it), not to this module.
 flags.disclaim_key_flags()
 _CONFIGS = os.path.join(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))), 'configs')
-
-
-def load_model(spec: str) -> inference.Denoiser:
-  """`mel_ae.load` of 'WORKDIR' (latest checkpoint), 'WORKDIR@STEP' or
-  'WORKDIR@best'."""
-  workdir, _, step = spec.partition('@')
-  return inference.load(workdir, parse_step(step))
-
-
-def parse_step(text: str):
-  """'' -> None (the latest), 'best' -> 'best', '1000' -> 1000."""
-  if text in ('', 'best'):
-    return text or None
-  if not text.isdigit():
-    raise checkpointing.CheckpointError(
-        f'checkpoint step {text!r}: give a number or best')
-  return int(text)
 
 
 def shipped_configs() -> List[Tuple[str, str]]:

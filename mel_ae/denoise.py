@@ -31,7 +31,6 @@ import soundfile
 from mel_ae import audio
 from mel_ae import baselines
 from mel_ae import checkpointing
-from mel_ae import cli
 from mel_ae import inference
 from mel_ae import logs
 from mel_ae import mel_io
@@ -215,7 +214,7 @@ def _load_denoiser(args) -> Optional[inference.Denoiser]:
   if args.pretrained:
     return inference.load_pretrained(args.pretrained)
   if args.method == 'model' or args.workdir:
-    return inference.load(args.workdir, cli.parse_step(args.step))
+    return inference.load(args.workdir, inference.parse_step(args.step))
   return None
 
 

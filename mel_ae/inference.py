@@ -144,6 +144,23 @@ def load(workdir: str, step: Union[None, int, str] = None,
                   meta[checkpointing.VOICE_CHECK_KEY])
 
 
+def load_spec(spec: str) -> Denoiser:
+  """`mel_ae.load` of 'WORKDIR' (latest checkpoint), 'WORKDIR@STEP' or
+  'WORKDIR@best'."""
+  workdir, _, step = spec.partition('@')
+  return load(workdir, parse_step(step))
+
+
+def parse_step(text: str):
+  """'' -> None (the latest), 'best' -> 'best', '1000' -> 1000."""
+  if text in ('', 'best'):
+    return text or None
+  if not text.isdigit():
+    raise checkpointing.CheckpointError(
+        f'checkpoint step {text!r}: give a number or best')
+  return int(text)
+
+
 def load_pretrained(name: str = 'general', conv_impl: str = 'auto'
                     ) -> Denoiser:
   """A model shipped in the package (mel_ae/pretrained.py), ready to

@@ -20,7 +20,7 @@ from conftest import ROOT
 import mel_ae
 from mel_ae import audio
 from mel_ae import checkpointing
-from mel_ae import cli
+from mel_ae import inference
 from mel_ae import mel_io
 from mel_ae import models
 from mel_ae import report
@@ -81,8 +81,8 @@ def test_best_step_is_the_least_validation_metric(run):
           if 'val_power_mse' in r}
   best = min(rows, key=rows.get)
   assert mel_ae.load(run, step='best').step == best
-  assert cli.load_model(f'{run}@best').step == best
-  assert cli.load_model(f'{run}@4').step == 4
+  assert inference.load_spec(f'{run}@best').step == best
+  assert inference.load_spec(f'{run}@4').step == 4
 
 
 def _save_steps(workdir, metrics, keep):

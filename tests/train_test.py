@@ -3,6 +3,7 @@ import functools
 import importlib
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -172,3 +173,25 @@ def test_bad_training_file_is_one_line_error(corpus, tmp_path, bad, message):
   last = result.stderr.strip().splitlines()[-1]
   assert last.startswith(f'error: {path}: ') and message in last
   assert 'Traceback' not in result.stderr
+
+
+def _imports(module: str) -> set:
+  """The mel_ae modules `module` imports (`from mel_ae import X`), and
+  theirs, transitively (the package's own __init__ aside)."""
+  seen, todo = set(), [module]
+  while todo:
+    path = os.path.join(ROOT, 'mel_ae', todo.pop() + '.py')
+    if not os.path.exists(path):
+      continue  # A package (backends): below everything.
+    with open(path) as f:
+      for name in re.findall(r'^from mel_ae import (\w+)', f.read(), re.M):
+        if name not in seen:
+          seen.add(name)
+          todo.append(name)
+  return seen
+
+
+def test_training_imports_nothing_above_it_in_the_flow():
+  """Training reads what the stages before it wrote; inference, the report
+  and the commands come after it."""
+  assert not _imports('train') & {'inference', 'report', 'denoise', 'main'}

@@ -332,7 +332,31 @@ def first_step(batch_size: int, crop: int, cache_dir: str,
 # ------------------------------------------------------------- parent side
 
 
-class Worker:
+class LineWorker:
+  """A child process (`python -m` argv, in the repository) that answers
+  each request line with one JSON line; its first line is `info`."""
+
+  def __init__(self, argv: List[str], env: dict, name: str):
+    self.name = name
+    self._proc = subprocess.Popen(
+        [sys.executable, '-m', *argv], cwd=REPO, env=env,
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    self.info = self._read()
+
+  def ask(self, line: str) -> dict:
+    self._proc.stdin.write(line + '\n')
+    self._proc.stdin.flush()
+    return self._read()
+
+  def _read(self) -> dict:
+    line = self._proc.stdout.readline()
+    if not line:
+      raise RuntimeError(f'{self.name} worker died (exit '
+                         f'{self._proc.wait()})')
+    return json.loads(line)
+
+
+class Worker(LineWorker):
   """A model training in one framework in its own process, driven line by
   line. `peer_env`: extra environment for a peer (not JAX, which sets its
   own host memory up)."""
@@ -346,26 +370,11 @@ class Worker:
                TF_CPP_MIN_LOG_LEVEL='2')
     if framework != 'jax':
       env.update(peer_env or {})
-    self._proc = subprocess.Popen(
-        [sys.executable, '-m', 'experiments.benchmarks.benchmark',
-         '--worker', framework, '--batches', str(batch_size), '--crop', str(crop),
+    super().__init__(
+        ['experiments.benchmarks.benchmark', '--worker', framework,
+         '--batches', str(batch_size), '--crop', str(crop),
          f'--conv_impl={conv_impl}', f'--compute_dtype={compute_dtype}',
-         f'--models={model}'],
-        cwd=REPO, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-        text=True)
-    self.info = self._read()
-
-  def ask(self, line: str) -> dict:
-    self._proc.stdin.write(line + '\n')
-    self._proc.stdin.flush()
-    return self._read()
-
-  def _read(self) -> dict:
-    line = self._proc.stdout.readline()
-    if not line:
-      raise RuntimeError(f'{self.key} worker died (exit '
-                         f'{self._proc.wait()})')
-    return json.loads(line)
+         f'--models={model}'], env, self.key)
 
   def close(self) -> float:
     rss = self.ask('quit')['peak_rss_mb']
@@ -585,7 +594,7 @@ def unet_table(results: List[dict], unets: List[str],
       '',
       "configs/denoise.py's U-Net, one training step on a fixed synthetic "
       'batch (experiments/benchmarks/unet_peer.py): examples/s, median of '
-      'the interleaved windows; the issue\'s target is JAX >= 1.2x PyTorch '
+      'the interleaved windows; the target is JAX >= 1.2x PyTorch '
       'in each precision. Peers with JAX\'s host-memory setting: '
       f"{'yes' if peer_host_memory else 'no'}. Trainable parameters "
       f'({results[0]["batch_size"]}, float32 rows): {params}.',

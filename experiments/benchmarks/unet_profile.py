@@ -43,6 +43,7 @@ from typing import Callable, Dict, List, Tuple
 
 import numpy as np
 
+from experiments.benchmarks import benchmark
 from experiments.benchmarks import unet_peer
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(
@@ -476,32 +477,20 @@ def _reply(obj) -> None:
 # ----------------------------------------------------------------- parent
 
 
-class Worker:
+class Worker(benchmark.LineWorker):
+  """One framework's pieces, timed in its own process on request."""
+
   def __init__(self, framework: str, args):
-    self.proc = subprocess.Popen(
-        [sys.executable, '-m', 'experiments.benchmarks.unet_profile',
-         '--worker', framework, '--batch', str(args.batch), '--size',
-         str(args.size), '--compute_dtype', args.compute_dtype,
-         '--trace', args.trace],
-        cwd=REPO, env=dict(os.environ, PYTHONPATH=REPO),
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    self.info = self._read()
-
-  def ask(self, line: str) -> dict:
-    self.proc.stdin.write(line + '\n')
-    self.proc.stdin.flush()
-    return self._read()
-
-  def _read(self) -> dict:
-    line = self.proc.stdout.readline()
-    if not line:
-      raise RuntimeError(f'worker died (exit {self.proc.wait()})')
-    return json.loads(line)
+    super().__init__(
+        ['experiments.benchmarks.unet_profile', '--worker', framework,
+         '--batch', str(args.batch), '--size', str(args.size),
+         '--compute_dtype', args.compute_dtype, '--trace', args.trace],
+        dict(os.environ, PYTHONPATH=REPO), framework)
 
   def close(self) -> None:
-    self.proc.stdin.write('quit\n')
-    self.proc.stdin.close()
-    self.proc.wait()
+    self._proc.stdin.write('quit\n')
+    self._proc.stdin.close()
+    self._proc.wait()
 
 
 def _ms(v) -> str:
