@@ -20,6 +20,8 @@ Convs = Callable[[Array, Sequence[Array], Sequence[Padding]], List[Array]]
 # (x, kernel, factor) -> nearest upsample of x by factor, then SAME conv.
 UpsampleConvFn = Callable[[Array, Array, int], Array]
 CONV_DIMS = ('NHWC', 'HWIO', 'NHWC')
+# (x, window) -> x max-pooled over non-overlapping (window, window) tiles.
+MaxPoolFn = Callable[[Array, int], Array]
 
 
 def lax_convs(x: Array, kernels: Sequence[Array],
@@ -28,6 +30,52 @@ def lax_convs(x: Array, kernels: Sequence[Array],
   return [jax.lax.conv_general_dilated(x, k, (1, 1), p,
                                        dimension_numbers=CONV_DIMS)
           for k, p in zip(kernels, paddings)]
+
+
+def max_pool(x: Array, window: int) -> Array:
+  """Max over non-overlapping `window` x `window` tiles of NHWC x (a ragged
+  edge dropped), XLA's way: its gradient is a select-and-scatter."""
+  return nn.max_pool(x, (window, window), strides=(window, window))
+
+
+@jax.custom_vjp
+def _tile_max(tiles: Array) -> Array:
+  return jnp.max(tiles, axis=(2, 4))
+
+
+def _tile_max_fwd(tiles):
+  pooled = _tile_max(tiles)
+  return pooled, (tiles, pooled)
+
+
+def _tile_max_bwd(residuals, grad):
+  """The gradient goes to the first maximum of each tile in row-major
+  order, as XLA's select-and-scatter sends it; one elementwise pass."""
+  tiles, pooled = residuals
+  k = tiles.shape[2]
+  taken = jnp.zeros(pooled.shape, bool)
+  rows = []
+  for i in range(k):
+    row = []
+    for j in range(k):
+      first = (tiles[:, :, i, :, j] == pooled) & ~taken
+      taken = taken | first
+      row.append(jnp.where(first, grad, 0).astype(tiles.dtype))
+    rows.append(jnp.stack(row, axis=3))
+  return (jnp.stack(rows, axis=2),)
+
+
+_tile_max.defvjp(_tile_max_fwd, _tile_max_bwd)
+
+
+def max_pool_masked_grad(x: Array, window: int) -> Array:
+  """`max_pool`, the same values and gradient, the gradient computed as a
+  mask of each tile's maximum: on CPU XLA's select-and-scatter took ~30x
+  PyTorch's max-pool gradient (experiments/benchmarks/README.md)."""
+  n, h, w, c = x.shape
+  h, w = h // window * window, w // window * window
+  tiles = x[:, :h, :w].reshape(n, h // window, window, w // window, window, c)
+  return _tile_max(tiles)
 
 
 def same_padding(kernel_size: int) -> Tuple[int, int]:

@@ -49,9 +49,9 @@ class AutoEncoder(nn.Module):
   skip_channels > 0 adds a
   full-resolution conv of the input, concatenated after the upsampling: a
   one-level U-Net, so detail need not pass through the pooling.
-  `conv`, `upsample_conv` and `norm` are the modules its convolutions and
-  BatchNorms are made of (any drop-in with the same function and
-  parameters; their `dtype` is the run's compute dtype).
+  `conv`, `upsample_conv`, `norm` and `max_pool` are what its
+  convolutions, BatchNorms and pooling are made of (any drop-in with the
+  same function and parameters; their `dtype` is the run's compute dtype).
   """
   encoder_channels: Sequence[int] = (8, 16, 32)
   decoder_channels: Sequence[int] = (16, 8)
@@ -73,6 +73,7 @@ class AutoEncoder(nn.Module):
   conv: ModuleDef = nn.Conv
   upsample_conv: ModuleDef = layers.UpsampleConv
   norm: ModuleDef = nn.BatchNorm
+  max_pool: layers.MaxPoolFn = layers.max_pool
 
   def _conv(self, features: int, kernel_size: int, x: jax.Array,
             **kwargs) -> jax.Array:
@@ -97,7 +98,7 @@ class AutoEncoder(nn.Module):
                if self.noise_estimate == 'minimum' else
                quiet_mean(inputs, self.noise_radius, self.noise_quiet_fraction))
       seen = jnp.concatenate([inputs, noise], axis=-1)
-    x = nn.max_pool(seen, (p, p), strides=(p, p)) if p > 1 else seen
+    x = self.max_pool(seen, p) if p > 1 else seen
     for channels in self.encoder_channels:
       x = self._block(conv(channels), x, train)
     # The first decoder conv also undoes the pooling: nearest upsample + conv.
@@ -151,6 +152,7 @@ class UNet(nn.Module):
   conv: ModuleDef = nn.Conv
   upsample_conv: ModuleDef = layers.UpsampleConv
   norm: ModuleDef = nn.BatchNorm
+  max_pool: layers.MaxPoolFn = layers.max_pool
 
   def _block(self, x: jax.Array, channels: int, train: bool) -> jax.Array:
     for _ in range(2):
@@ -167,7 +169,7 @@ class UNet(nn.Module):
     skips, x = [], inputs
     for level, channels in enumerate(self.encoder_channels):
       if level:
-        x = nn.max_pool(x, (2, 2), strides=(2, 2))
+        x = self.max_pool(x, 2)
       x = self._block(x, channels, train)
       skips.append(x)
     for channels, skip in zip(self.encoder_channels[-2::-1], skips[-2::-1]):
@@ -207,7 +209,8 @@ def kernel_output(z: jax.Array, logits: jax.Array,
 
 MODELS = {'autoencoder': AutoEncoder, 'unet': UNet}
 # Module fields that are not model settings: flax's, and how layers compute.
-_NOT_CONFIG = ('parent', 'name', 'conv', 'upsample_conv', 'norm')
+_NOT_CONFIG = ('parent', 'name', 'conv', 'upsample_conv', 'norm',
+               'max_pool')
 UNET_OUTPUT_MODES = ('residual', 'image', 'kernel')
 # A config value, not a model: the noise stage decides 'kernel' or
 # 'residual' from the noise it fits (mel_ae/fit_noise.py), and the model is
@@ -386,8 +389,8 @@ def build_model(model_config, fitted_mode: Optional[str] = None,
 
   Config fields carry the module's field names; a field the config leaves
   out takes the module's default, and fields the module does not have
-  (another model's) are ignored (`model_fields`). `modules` (`conv`, `upsample_conv`,
-  `norm`) say how the layers are computed: `mel_ae.backends.layers_for(
+  (another model's) are ignored (`model_fields`). `modules` (`conv`,
+  `upsample_conv`, `norm`, `max_pool`) say how the layers are computed: `mel_ae.backends.layers_for(
   config.runtime, config.train.compute_dtype)`; `fitted_mode` the output
   form the noise stage decided, for model.output_mode='fitted'
   (`output_form`).

@@ -179,7 +179,7 @@ class JaxPieces:
       return self._timed_parts(f, (variables['params'], x), (0, 1), part)
     if kind == 'pool':
       b, s, ch, part = spec
-      f = lambda x: nn.max_pool(x, (2, 2), strides=(2, 2))
+      f = lambda x: self.layers['max_pool'](x, 2)
       return self._timed_parts(f, (self._x(b, s, s, ch),), (0,), part)
     if kind == 'upsample':  # Not in JAX's step: phase upsample instead.
       return None

@@ -103,18 +103,22 @@ def _layers(conv_impl: str, phase_upsample: bool,
     return {'conv': _with(onednn.Conv, **dtype),
             'upsample_conv': _with(onednn.UpsampleConv, compute=compute,
                                    **dtype),
-            'norm': _with(nn.BatchNorm, **dtype)}
+            'norm': _with(nn.BatchNorm, **dtype),
+            'max_pool': layers.max_pool_masked_grad}
   conv = _with(nn.Conv, **dtype) if convs is layers.lax_convs else _with(
       nn.Conv, conv_general_dilated=conv_matmul.drop_in(convs), **dtype)
   return {'conv': conv,
           'upsample_conv': _with(
               layers.UpsampleConv,
               compute=functools.partial(compute, convs=convs), **dtype),
-          'norm': _with(nn.BatchNorm, **dtype)}
+          'norm': _with(nn.BatchNorm, **dtype),
+          # XLA's select-and-scatter is slow on CPU only.
+          'max_pool': (layers.max_pool if conv_impl == 'xla'
+                       else layers.max_pool_masked_grad)}
 
 
 def layers_for(runtime, compute_dtype: str = 'float32') -> Dict[str, Any]:
-  """The `conv`, `upsample_conv` and `norm` modules for
+  """The `conv`, `upsample_conv`, `norm` and `max_pool` layers for
   `models.build_model`, computing in `compute_dtype` ('float32' or
   'bfloat16', see `resolve_dtype`); parameters are float32 either way.
 
