@@ -53,9 +53,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.transform = 'root'
   config.data.root = 16.0
 
-  # The model's constructor arguments (mel_ae/models.py): name picks the
-  # module ('autoencoder' or 'unet'), and a field left out takes the
-  # module's default.
+  # The model's fields (mel_ae/models.py) and its output form's
+  # (mel_ae/output_forms.py): name picks the module ('autoencoder' or
+  # 'unet'), and a field left out takes its default.
   config.model = ml_collections.ConfigDict()
   config.model.name = 'autoencoder'
   config.model.encoder_channels = (8, 16, 32)
@@ -66,8 +66,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.batch_norm = True
   config.model.bn_momentum = 0.99  # Keras' default, as in the seed
   config.model.bn_epsilon = 1e-3  # Keras' default, as in the seed
-  # 'image' (seed), 'mask', 'residual' or 'subtract' (configs/subtract.py);
-  # the U-Net's 'residual', 'image', 'kernel' or 'fitted' (configs/denoise.py).
+  # The output form (mel_ae/output_forms.py): 'image' (seed), 'mask' or
+  # 'residual'; the U-Net's 'residual', 'image', 'kernel' or 'fitted'
+  # (configs/denoise.py). A study may register its own (experiments/subtract).
   config.model.output_mode = 'image'
 
   # How this run computes the model; not part of the model, so it may differ

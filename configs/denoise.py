@@ -54,8 +54,9 @@ def get_config():
   # validation).
   config.noise.cross_std = 0.4
 
-  # A U-Net (mel_ae/models.py's UNet; its defaults: BatchNorm, a (3, 7)
-  # kernel window) whose output form the noise stage decides.
+  # A U-Net (mel_ae/models.py's UNet; its defaults and its output forms':
+  # BatchNorm, a (3, 7) kernel window) whose output form the noise stage
+  # decides.
   config.model = ml_collections.ConfigDict()
   config.model.name = 'unet'
   config.model.encoder_channels = (16, 32, 64)

@@ -26,6 +26,8 @@ from jax.experimental import multihost_utils
 import numpy as np
 import orbax.checkpoint as ocp
 
+from mel_ae import settings
+
 ITEMS = ('state', 'meta')
 # What reading a damaged or half-written step raises (json, tensorstore and
 # orbax decode errors, a missing item, our digest check). Anything else (a
@@ -54,20 +56,20 @@ VOICE_CHECK_KEY = 'val_clear_speech_loss_db_p95'
 _RENAMED_FIELDS = {'model.conv_impl': 'runtime.conv_impl',
                    'model.phase_upsample': 'runtime.phase_upsample',
                    'noise.fallback_kinds': 'noise.additive_kinds'}
-# Config fields added since the first checkpoint, each with the value that
-# keeps the behaviour of a config saved before it (where the field came
-# with a default that changed it, the value before: no cache, no host
-# memory reuse, no gain floor, no textures, no validation cross term).
-# noise.val_noise_fraction and val_draws replaced validation's noise with
-# one no value reproduces: their first defaults.
-_ADDED_FIELDS = {
+# Config fields added since the first checkpoint that mel_ae/settings.py
+# does not give the old value of: fields of configs/base.py, the model's and
+# MelSpec's, each with the value that keeps the behaviour of a config saved
+# before it (where the field came with a default that changed it, the value
+# before: no cache, no host memory reuse), and recipe fields whose value
+# then differs from the one that leaves them off today (no validation cross
+# term).
+_LEGACY_VALUES = {
     'compilation_cache_dir': '',
     'init_from': '',
     'audio.pad_mode': 'constant',
     'audio.htk': False,
     'audio.norm': 'slaney',
     'data.log_eps': 1e-6,
-    'data.time_flip': False,
     'data.crop_past_ends': 0,
     'model.name': 'autoencoder',
     'model.output_mode': 'image',
@@ -81,38 +83,23 @@ _ADDED_FIELDS = {
     'model.kernel_window': (3, 7),
     'runtime.conv_impl': 'xla',
     'runtime.reuse_host_memory': False,
-    'train.loss_power_weight': 0.0,
-    'train.loss': 'model',
-    'train.loss_log_weight': 0.0,
-    'train.loss_border_frames': 0,
     'train.output_loss_border_frames': {},
     'train.output_learning_rates': {},
-    'train.weight_decay': 0.0,
     'train.compute_dtype': 'float32',
     'train.best_metric': 'val_power_mse',
-    'noise.kinds': ('white', 'pink', 'brown', 'hum', 'babble', 'estimated'),
-    'noise.additive_kinds': ('white', 'pink', 'brown', 'hum', 'babble'),
-    'noise.fitted_weight': 1.0,
-    'noise.snr_db': (0.0, 15.0),
-    'noise.cross_std': 0.0,
-    'noise.seconds': 20.0,
-    'noise.babble_textures': 8,
-    'noise.babble_talkers': 4,
-    'noise.babble_frames': 512,
-    'noise.babble_freq_scale': (1.0, 1.0),
-    'noise.quiet_fraction': 0.3,
     'noise.freq_scale': (1.0, 1.0),
-    'noise.level_db': (0.0, 0.0),
-    'noise.gain_distribution': 'uniform',
-    'noise.gain_range': (0.001, 2.0),
-    'noise.model_db_step': 0.5,
-    'noise.model_min_frames': 32,
-    'noise.texture_levels': 'fitted',
-    'noise.val_noise_fraction': 0.25,
-    'noise.val_draws': 8,
     'noise.val_cross_std': 0.0,
-    'infer.edge_padding': 'silence',
-    'infer.flip_average': False,
+}
+# What a config saved before a field existed gets: every recipe field at
+# the value that leaves it off today (mel_ae/settings.py), which a config
+# without it is read with anyway, but for the legacy values.
+# noise.val_noise_fraction and val_draws replaced validation's noise with
+# one no value reproduces: they too take today's.
+_ADDED_FIELDS = {
+    **{f'{section}.{name}': value
+       for section, fields in settings.RECIPE_FIELDS.items()
+       for name, value in fields.items()},
+    **_LEGACY_VALUES,
 }
 
 

@@ -7,9 +7,10 @@ the checkpoint (`to_dict` / `from_dict`), so inference never refits it.
 `kind='db'` is the log alternative used in ablations: 10 log10(x + eps),
 mapped linearly so that [max - top_db, max] becomes [0, 1]. `kind='log'` is
 ln(x + log_eps) minus its mean over the training files: natural-log units
-(a residual of r in this domain is a gain of e^r on power, models.UNet),
-exactly invertible, and centred, so that the zeros a convolution pads its
-input with stand for a typical level, not for the loudest.
+(a residual of r in this domain is a gain of e^r on power,
+output_forms.Residual), exactly invertible, and centred, so that the zeros a
+convolution pads its input with stand for a typical level, not for the
+loudest.
 """
 import dataclasses
 from typing import Iterable

@@ -32,7 +32,6 @@ import numpy as np
 
 from mel_ae import audio
 from mel_ae import checkpointing
-from mel_ae import cli
 from mel_ae import input_pipeline
 from mel_ae import logs
 from mel_ae import mel_io
@@ -227,14 +226,13 @@ def main(argv):
     sys.exit(f'error: {e}')
 
 
-def _define_flags() -> None:
-  """The CLI's flags; not at import, where mel_ae.main defines its own."""
+if __name__ == '__main__':
+  # The command line's helpers only when run as a command: training imports
+  # this module, and nothing after it in the flow. The flags are defined
+  # here, not at import, where mel_ae.main defines its own.
+  from mel_ae import cli  # pylint: disable=g-import-not-at-top
   flags.DEFINE_string('workdir', None, 'Where noise_model.json goes: the '
                       "training run's --workdir.")
   cli.define_config_flag()
   flags.mark_flags_as_required(['config', 'workdir'])
-
-
-if __name__ == '__main__':
-  _define_flags()
   app.run(main, flags_parser=cli.parse_flags)

@@ -16,8 +16,9 @@ from mel_ae import checkpointing
 from mel_ae import features
 from mel_ae import mel_io
 from mel_ae import metrics
-from mel_ae import models
+from mel_ae import output_forms
 from mel_ae import pretrained
+from mel_ae import recipes
 from mel_ae import waveform
 from mel_ae import whole_file
 
@@ -54,8 +55,8 @@ class Denoiser:
   def model(self) -> nn.Module:
     runtime = ml_collections.ConfigDict({'conv_impl': self.conv_impl,
                                          'phase_upsample': True})
-    return models.build_model(self.config.model, self.output_mode,
-                              **backends.layers_for(runtime))
+    return recipes.Recipe.of(self.config, self.output_mode).module(
+        **backends.layers_for(runtime))
 
   @property
   def spec(self) -> audio.MelSpec:
@@ -138,8 +139,13 @@ def load(workdir: str, step: Union[None, int, str] = None,
     conv_impl: how this machine computes the model (see mel_ae/backends).
   """
   step, meta, variables = checkpointing.read_for_inference(workdir, step)
-  return Denoiser(ml_collections.ConfigDict(_tuples(meta['config'])),
-                  variables, features.Normalizer.from_dict(meta['normalizer']),
+  config = ml_collections.ConfigDict(_tuples(meta['config']))
+  try:  # A study's output form is known once its module is imported.
+    output_forms.form_class(config.model.name, meta['output_mode'])
+  except output_forms.UnknownFormError as e:
+    raise checkpointing.CheckpointError(f'{workdir}: {e}') from None
+  return Denoiser(config, variables,
+                  features.Normalizer.from_dict(meta['normalizer']),
                   step, conv_impl, meta['output_mode'],
                   meta[checkpointing.VOICE_CHECK_KEY])
 

@@ -5,9 +5,9 @@ adds the fields and sections it needs (configs/denoise.py its noise, loss,
 schedule and inference). Code reads a base field as `config.data.crop_frames`
 and a recipe's field through `section(config, name)`: the config's own
 values over `RECIPE_FIELDS[name]`, each the value that leaves it off (the
-seed's behaviour). Fields of `config.model` and `config.audio` are
-constructor arguments of the model (models.build_model) and of
-audio.MelSpec: a missing one takes the class's default.
+seed's behaviour). Fields of `config.model` are those of the model and of
+its output forms (models.build_model), and those of `config.audio`
+constructor arguments of audio.MelSpec: a missing one takes its default.
 """
 from typing import Any, Dict, Optional
 
@@ -126,7 +126,7 @@ def section(config: ml_collections.ConfigDict,
 def for_output_form(config: ml_collections.ConfigDict,
                     form: Optional[str]) -> ml_collections.ConfigDict:
   """The train section with train.output_forms[form] over it: what the
-  model's output form (`models.output_form`) trains with."""
+  model's output form (`recipes.Recipe.train`) trains with."""
   train = section(config, 'train')
   overrides: Dict[str, Any] = train.output_forms.to_dict().get(form, {})
   train.update(overrides)

@@ -11,6 +11,7 @@ import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from absl import logging
+import flax.linen as nn
 from flax.training import train_state
 import jax
 import jax.numpy as jnp
@@ -29,6 +30,7 @@ from mel_ae import metrics
 from mel_ae import models
 from mel_ae import noise_bank
 from mel_ae import pretrained
+from mel_ae import recipes
 from mel_ae import settings
 from mel_ae import training_data
 from mel_ae import whole_file
@@ -45,7 +47,6 @@ class ConfigError(ValueError):
 
 LR_SCHEDULES = ('constant', 'one_cycle')
 ADAM_EPS = 1e-7  # Keras' default, as in the seed
-LOSSES = ('model', 'power')
 # The share of its own validation windows whose clear speech loss
 # (metrics.clear_speech_loss_db) the voice check lets exceed the limit it
 # saves: the rate at which it may flag files of the voice a model knows.
@@ -53,9 +54,8 @@ VOICE_CHECK_SHARE = 0.05
 
 
 def _train_checks(config) -> List[Tuple[bool, str]]:
+  """The loop's own settings; the loss's are the recipe's (`recipes`)."""
   t = settings.section(config, 'train')
-  forms = [settings.for_output_form(config, form)
-           for form in (None, *t.output_forms.keys())]
   return [
       (t.num_steps >= 1 and t.batch_size >= 1,
        'train.num_steps and train.batch_size must be >= 1'),
@@ -70,24 +70,15 @@ def _train_checks(config) -> List[Tuple[bool, str]]:
        "train.mode must be 'autoencoder' or 'denoise'"),
       (t.best_metric in ('val_power_mse', 'val_mse'),
        "train.best_metric must be 'val_power_mse' or 'val_mse'"),
-      (t.loss in LOSSES, f'train.loss must be one of {LOSSES}'),
       (t.compute_dtype in backends.COMPUTE_DTYPES,
        f'train.compute_dtype must be one of {backends.COMPUTE_DTYPES}'),
-      (all(0 <= 2 * f.loss_border_frames < config.data.crop_frames
-           for f in forms),
-       'train.loss_border_frames (and each train.output_forms\' own) must be '
-       '>= 0 and under half of data.crop_frames'),
-      (t.loss_log_weight >= 0 and t.loss_power_weight >= 0,
-       'train.loss_log_weight and loss_power_weight must be >= 0'),
-      (all(f.learning_rate > 0 for f in forms),
-       'train.learning_rate (and each train.output_forms\' own) must be > 0'),
   ]
 
 
 def validate_config(config: ml_collections.ConfigDict) -> None:
   """Rejects impossible settings before anything loads or compiles."""
   stride = models.stride(config.model)
-  checks = (models.check_config(config)
+  checks = (recipes.Recipe.checks(config)
             + backends.check_config(config.runtime)
             + input_pipeline.check_config(config.data, stride)
             + whole_file.check_config(settings.section(config, 'infer'),
@@ -100,21 +91,11 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
       raise ConfigError(message)
 
 
-def learning_rate(config: ml_collections.ConfigDict,
-                  fitted_mode: Optional[str] = None) -> float:
-  """The peak learning rate of the model's output form: train.learning_rate,
-  or the recipe's train.output_forms[form].learning_rate (e.g. 'kernel');
-  `fitted_mode` is the noise stage's decision for model.output_mode='fitted'."""
-  return float(training_data.output_form_settings(
-      config, fitted_mode).learning_rate)
-
-
-def create_optimizer(config: ml_collections.ConfigDict,
-                     fitted_mode: Optional[str] = None
+def create_optimizer(t: ml_collections.ConfigDict
                      ) -> optax.GradientTransformation:
-  """Adam (AdamW with train.weight_decay > 0) on the configured schedule."""
-  t = settings.section(config, 'train')
-  lr = peak = learning_rate(config, fitted_mode)
+  """Adam (AdamW with train.weight_decay > 0) on the configured schedule;
+  `t`: the train settings of the model's output form (`Recipe.train`)."""
+  lr = peak = float(t.learning_rate)
   if t.lr_schedule == 'one_cycle':
     lr = optax.cosine_onecycle_schedule(t.num_steps, peak)
   if t.weight_decay:
@@ -122,25 +103,27 @@ def create_optimizer(config: ml_collections.ConfigDict,
   return optax.adam(lr, eps=ADAM_EPS)
 
 
-def build_model(config: ml_collections.ConfigDict,
-                fitted_mode: Optional[str] = None):
-  """The config's model (with the noise stage's `fitted_mode` for output
-  'fitted'), computed as this run's runtime and compute dtype say
-  (mel_ae/backends): the same function and parameters either way."""
-  return models.build_model(config.model, fitted_mode, **backends.layers_for(
-      config.runtime, config.train.compute_dtype))
+def build_model(recipe: recipes.Recipe) -> nn.Module:
+  """The recipe's module, computed as this run's runtime and compute dtype
+  say (mel_ae/backends): the same function and parameters either way."""
+  config = recipe.config
+  return recipe.module(**backends.layers_for(config.runtime,
+                                             config.train.compute_dtype))
 
 
 def create_train_state(rng: jax.Array, config: ml_collections.ConfigDict,
                        input_shape: Tuple[int, ...],
                        fitted_mode: Optional[str] = None) -> TrainState:
+  """The config's model (with the noise stage's `fitted_mode` for output
+  'fitted') initialised, and its optimizer."""
+  recipe = recipes.Recipe.of(config, fitted_mode)
   # Parameters, optimizer state and BatchNorm statistics are float32 in any
   # compute dtype, so checkpoints do not depend on it.
-  model = build_model(config, fitted_mode)
+  model = build_model(recipe)
   variables = model.init(rng, jnp.zeros(input_shape, jnp.float32), train=False)
   return TrainState.create(apply_fn=model.apply, params=variables['params'],
                            batch_stats=variables.get('batch_stats', {}),
-                           tx=create_optimizer(config, fitted_mode))
+                           tx=create_optimizer(recipe.train))
 
 
 # Initialisation runs once and does next to no arithmetic, yet XLA's backend
@@ -155,72 +138,8 @@ def init_train_state(init: Callable[[], TrainState], sharding) -> TrainState:
       compiler_options=_INIT_COMPILER_OPTIONS)()
 
 
-def mse(pred: jax.Array, target: jax.Array) -> jax.Array:
-  return jnp.mean((pred - target) ** 2)
-
-
-def log_spectral_mse(pred_power: jax.Array, target_power: jax.Array,
-                     top_db: float = metrics.LSD_TOP_DB) -> jax.Array:
-  """MSE of ln power, both clipped `top_db` below each target's peak: the
-  quiet bins that a raw-power loss ignores, weighed as `metrics.lsd_db`
-  weighs them."""
-  peak = jnp.max(target_power, axis=(1, 2, 3), keepdims=True)
-  floor = jnp.maximum(peak * 10.0 ** (-top_db / 10.0), 1e-10)
-  log = lambda p: jnp.log(jnp.maximum(p, floor))
-  return jnp.mean((log(pred_power) - log(target_power)) ** 2)
-
-
-def make_loss(config: ml_collections.ConfigDict,
-              normalizer: features.Normalizer,
-              fitted_mode: Optional[str] = None):
-  """The training loss of model-domain (pred, target) batches.
-
-  train.loss 'power': the MSE in raw power, the competition metric, plus
-  loss_log_weight times the log-spectral MSE. 'model': the MSE in the model
-  domain, each bin weighted by 1 + loss_power_weight * P'(target)^2, the
-  first-order expansion of the raw-power MSE around the target (loud bins
-  count more, without taking the power of a prediction). Either leaves out
-  the `loss_border_frames` at each crop edge. Each as the model's output
-  form trains (train.output_forms; the noise stage's `fitted_mode` for
-  'fitted').
-  """
-  t = training_data.output_form_settings(config, fitted_mode)
-  loss = _pointwise_loss(t, normalizer)
-  border = t.loss_border_frames
-  if not border:
-    return loss
-  # Frames near a crop's edges see the convolutions' zero padding, which a
-  # whole file denoised in overlapping windows never shows the model.
-  return lambda pred, target, level=None: loss(
-      pred[:, :, border:-border], target[:, :, border:-border], level)
-
-
-def _pointwise_loss(t: ml_collections.ConfigDict,
-                    normalizer: features.Normalizer):
-  """`t`: the train settings of the model's output form."""
-  power = functools.partial(normalizer.inverse, xp=jnp)
-  if t.loss == 'power':
-    def power_loss(pred, target, level=None):
-      """`level`: each crop's level-augmentation factor (noise.level_db),
-      divided out so that every crop counts as at its own level, not by
-      its level squared."""
-      p, q = power(pred), power(target)
-      if level is not None:
-        p, q = p / level, q / level
-      return mse(p, q) + t.loss_log_weight * log_spectral_mse(p, q)
-    return power_loss
-  if not t.loss_power_weight:  # The model domain compresses any level.
-    return lambda pred, target, level=None: mse(pred, target)
-
-  def weighted(pred, target, level=None):
-    del level  # The model domain (log or root) compresses it already.
-    _, slope = jax.jvp(power, (target,), (jnp.ones_like(target),))
-    return jnp.mean((1.0 + t.loss_power_weight * slope ** 2)
-                    * (pred - target) ** 2)
-  return weighted
-
-
-def train_step(state: TrainState, batch: Dict[str, jax.Array], loss=mse):
+def train_step(state: TrainState, batch: Dict[str, jax.Array],
+               loss=recipes.mse):
   """One Adam step on loss(model(input), target, level); target defaults to
   input, level (the crops' level augmentation) to none."""
   target = batch.get('target', batch['input'])
@@ -424,11 +343,10 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> Trained:
   noise = fit_noise.read(config, workdir, data.train_power, data.noisy)
   bank = training_data.make_noise_bank(config, data, noise)
   fitted_mode = noise.output_mode if noise else None
-  output_mode = models.output_form(config.model, fitted_mode)
+  recipe = recipes.Recipe.of(config, fitted_mode)
   logging.info('Peak learning rate %g, %d frames at either crop edge out of '
-               'the loss (output form %r).', learning_rate(config, fitted_mode),
-               training_data.loss_border_frames(config, fitted_mode),
-               output_mode)
+               'the loss (output form %r).', recipe.train.learning_rate,
+               recipe.train.loss_border_frames, recipe.output_mode)
   manager = checkpointing.create_manager(workdir, t.keep_checkpoints)
   replicated, data_sharding = _shardings()
   input_shape = (t.batch_size, config.audio.n_mels, config.data.crop_frames, 1)
@@ -438,7 +356,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> Trained:
       lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=replicated),
       jax.eval_shape(init))
   start, state, meta = checkpointing.resume(
-      manager, workdir, config.to_dict(), abstract, output_mode)
+      manager, workdir, config.to_dict(), abstract, recipe.output_mode)
   if meta:  # Resuming: the run's own normaliser, whatever the files say now.
     data = data.with_normalizer(
         features.Normalizer.from_dict(meta['normalizer']))
@@ -451,8 +369,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> Trained:
       logging.info(line)
   logging.info('Model: %d trainable parameters',
                models.count_params(state.params))
-  loss = make_loss(config, data.normalizer, fitted_mode)
-  step_fn = jax.jit(functools.partial(train_step, loss=loss),
+  step_fn = jax.jit(functools.partial(train_step,
+                                      loss=recipe.loss(data.normalizer)),
                     in_shardings=(replicated, data_sharding),
                     out_shardings=(replicated, replicated), donate_argnums=0)
   # Replicated reconstructions: every process can read all of them.
@@ -460,12 +378,12 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> Trained:
                     out_shardings=replicated)
   sampler = training_data.make_sampler(config, data, bank)
   val = training_data.make_validation(config, data, bank, fitted_mode)
-  model = build_model(config, fitted_mode)
+  model = build_model(recipe)
   # Every process computes the same rows; process 0 alone writes files.
   primary = jax.process_index() == 0
   writer = writers.MetricWriter(workdir, start, config) if primary else None
   # The config as started; the output form it was built with beside it.
-  meta = {'config': config.to_dict(), 'output_mode': output_mode,
+  meta = {'config': config.to_dict(), 'output_mode': recipe.output_mode,
           'normalizer': data.normalizer.to_dict(),
           # Until a validation measures it.
           checkpointing.VOICE_CHECK_KEY: None}

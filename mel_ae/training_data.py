@@ -18,6 +18,7 @@ from mel_ae import fit_noise
 from mel_ae import input_pipeline
 from mel_ae import models
 from mel_ae import noise_bank
+from mel_ae import recipes
 from mel_ae import settings
 
 
@@ -92,22 +93,6 @@ def make_noise_bank(config: ml_collections.ConfigDict, data: Data,
       kinds=kinds)
 
 
-def output_form_settings(config: ml_collections.ConfigDict,
-                         fitted_mode: Optional[str] = None
-                         ) -> ml_collections.ConfigDict:
-  """The train settings the model's output form (`models.output_form`)
-  trains with: the recipe's train.output_forms[form] over the train
-  section (`settings.for_output_form`)."""
-  return settings.for_output_form(
-      config, models.output_form(config.model, fitted_mode))
-
-
-def loss_border_frames(config: ml_collections.ConfigDict,
-                       fitted_mode: Optional[str] = None) -> int:
-  """Frames at a crop's edges left out of the loss and of validation."""
-  return int(output_form_settings(config, fitted_mode).loss_border_frames)
-
-
 def _time_flipped(sampler, seed: int):
   """`sampler` with each example reversed in time with probability 1/2
   (input and target together), seeded by (seed, step)."""
@@ -158,7 +143,7 @@ def make_validation(config, data: Data,
   windows, mask = input_pipeline.tile_windows(
       data.val, config.data.crop_frames, data.normalizer.silence)
   # Scores the frames the loss trains.
-  border = loss_border_frames(config, fitted_mode)
+  border = recipes.Recipe.of(config, fitted_mode).train.loss_border_frames
   if border:
     mask[:, :, :border] = mask[:, :, -border:] = 0
   if bank is None:

@@ -11,12 +11,14 @@ import sys
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 import pytest
 
 from configs import base
 from configs import tiny
 from conftest import ROOT
+from experiments.subtract import output_form  # pylint: disable=unused-import
 import mel_ae
 from mel_ae import audio
 from mel_ae import checkpointing
@@ -162,9 +164,12 @@ def test_upgrade_gives_an_old_meta_every_field_of_today(workdir, step):
   assert _field_names(base.get_config().to_dict()) <= names
   recipe = {f'{section}.{field}' for section, fields in
             settings.RECIPE_FIELDS.items() for field in fields}
-  classes = {f'{section}.{f.name}' for section, cls in (
-      ('model', models.AutoEncoder), ('model', models.UNet),
-      ('audio', audio.MelSpec)) for f in dataclasses.fields(cls)}
+  # The models' fields and their output forms' (the earlier recipe's
+  # 'subtract' among them: experiments/subtract, imported above).
+  classes = {f'model.{field}' for name in models.MODELS for field in vars(
+      models.model_fields(ml_collections.ConfigDict(
+          {'name': name, 'output_mode': 'residual'})))} | {
+              f'audio.{f.name}' for f in dataclasses.fields(audio.MelSpec)}
   assert names - _field_names(base.get_config().to_dict()) <= recipe | classes
   value = lambda config, name: functools.reduce(dict.get, name.split('.'),
                                                 config)

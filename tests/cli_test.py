@@ -32,7 +32,7 @@ def _command(module, *flags):
     (['--config=configs/tni.py'],
      '--config=configs/tni.py: no such file; the shipped configs: '
      'configs/base.py, configs/denoise.py, configs/general.py, '
-     'configs/subtract.py, configs/tiny.py'),
+     'configs/tiny.py'),
 ])
 def test_a_config_mistake_is_one_line_naming_the_nearest_field(
     module, flags, said, tmp_path):
@@ -48,7 +48,7 @@ def test_help_lists_the_configs_and_how_to_see_and_override_fields(module):
   shipped = cli.shipped_configs()
   assert [path for path, _ in shipped] == [
       'configs/base.py', 'configs/denoise.py', 'configs/general.py',
-      'configs/subtract.py', 'configs/tiny.py']
+      'configs/tiny.py']
   for path, line in shipped:
     assert f'{path}: {line}' in help_text
   assert 'The 2020 seed autoencoder on the embedded corpus' in help_text

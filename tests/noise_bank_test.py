@@ -9,6 +9,8 @@ import pytest
 from conftest import as_denoise
 from conftest import fake_mel
 from experiments.training_noise import cross_term
+# The earlier recipe's output form, one of those trained below.
+from experiments.subtract import output_form  # pylint: disable=unused-import
 from mel_ae import audio
 from mel_ae import input_pipeline
 from mel_ae import noise_bank

@@ -20,6 +20,7 @@ from mel_ae import input_pipeline
 from mel_ae import mel_io
 from mel_ae import metrics
 from mel_ae import pretrained
+from mel_ae import recipes
 from mel_ae import train
 
 
@@ -183,7 +184,7 @@ def test_level_augmentation_scales_crops_and_the_loss_divides_it_out(
   for key in ('input', 'target'):
     np.testing.assert_allclose(inverse(louder[key]),
                                10 * inverse(plain[key]), rtol=1e-4, atol=1e-5)
-  loss = train.make_loss(config, data.normalizer)
+  loss = recipes.Recipe.of(config).loss(data.normalizer)
   pred = plain['target'] + 0.1  # A prediction 10 % too loud.
   np.testing.assert_allclose(
       loss(pred + np.log(10.0), louder['target'], louder['level']),

@@ -20,6 +20,8 @@ from mel_ae import fit_noise
 from mel_ae import input_pipeline
 from mel_ae import metrics
 from mel_ae import models
+from mel_ae import output_forms
+from mel_ae import recipes
 from mel_ae import train
 from mel_ae import training_data
 from mel_ae import whole_file
@@ -83,12 +85,12 @@ def test_power_loss_is_the_competition_mse_plus_the_log_term():
   pred = target + rng.normal(0, 0.02, target.shape).astype(np.float32)
   config = base.get_config()
   config.train.loss = 'power'
-  loss = train.make_loss(config, normalizer)
+  loss = recipes.Recipe.of(config).loss(normalizer)
   p, q = normalizer.inverse(pred), normalizer.inverse(target)
   assert float(loss(jnp.asarray(pred), jnp.asarray(target))) == pytest.approx(
       np.mean((p - q) ** 2), rel=1e-4)
   config.train.loss_log_weight = 0.5
-  loss = train.make_loss(config, normalizer)
+  loss = recipes.Recipe.of(config).loss(normalizer)
   floor = q.max(axis=(1, 2, 3), keepdims=True) * 1e-8
   log_term = np.mean((np.log(np.maximum(p, floor))
                       - np.log(np.maximum(q, floor))) ** 2)
@@ -106,9 +108,9 @@ def test_border_frames_leave_the_crop_edges_out_of_the_loss():
   config = base.get_config()
   config.train.loss = 'power'
   config.train.loss_log_weight = 0.3
-  plain = train.make_loss(config, normalizer)
+  plain = recipes.Recipe.of(config).loss(normalizer)
   config.train.loss_border_frames = 4
-  bordered = train.make_loss(config, normalizer)
+  bordered = recipes.Recipe.of(config).loss(normalizer)
   # Only the middle 24 of 32 frames count: the edges may be anything.
   wild_edges = pred.at[:, :, :4].set(9.0).at[:, :, -4:].set(-9.0)
   assert float(bordered(wild_edges, target)) == pytest.approx(
@@ -217,7 +219,7 @@ def test_kernel_output_is_a_weighted_mean_of_the_neighbours_power():
   rng = np.random.default_rng(3)
   z = rng.normal(size=(1, 6, 9, 1)).astype(np.float32)
   logits = rng.normal(size=(1, 6, 9, 3 * 5 + 1)).astype(np.float32)
-  got = np.asarray(models.kernel_output(jnp.asarray(z), jnp.asarray(logits),
+  got = np.asarray(output_forms.kernel_output(jnp.asarray(z), jnp.asarray(logits),
                                         (3, 5)))[0, ..., 0]
   padded = np.pad(z[0, ..., 0], ((1, 1), (2, 2)), mode='edge')
   weights = np.exp(logits[0, ..., :-1])

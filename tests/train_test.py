@@ -14,6 +14,7 @@ import pytest
 from conftest import ROOT
 from mel_ae import checkpointing
 from mel_ae import input_pipeline
+from mel_ae import recipes
 from mel_ae import train
 from mel_ae import training_data
 
@@ -92,14 +93,13 @@ def test_an_output_form_with_its_own_learning_rate_trains_at_it():
   config = importlib.import_module('configs.denoise').get_config()
   rates = {}
   for mode in ('kernel', 'residual'):
-    config.model.output_mode = mode
-    rates[mode] = train.learning_rate(config)
+    rates[mode] = recipes.Recipe.of(config, mode).train.learning_rate
   assert rates == {'kernel': config.train.output_forms.kernel.learning_rate,
                    'residual': config.train.learning_rate}
   assert rates['kernel'] != rates['residual']
   config.train.lr_schedule = 'constant'
   config.train.weight_decay = 0.0
-  tx = train.create_optimizer(config)
+  tx = train.create_optimizer(recipes.Recipe.of(config, 'residual').train)
   params = {'w': np.zeros(3, np.float32)}
   updates, _ = tx.update({'w': np.ones(3, np.float32)}, tx.init(params), params)
   np.testing.assert_allclose(-updates['w'], rates['residual'], rtol=1e-3)
@@ -109,8 +109,7 @@ def test_the_residual_output_leaves_crop_edges_out_of_its_loss():
   config = importlib.import_module('configs.denoise').get_config()
   borders = {}
   for mode in ('kernel', 'residual'):
-    config.model.output_mode = mode
-    borders[mode] = training_data.loss_border_frames(config)
+    borders[mode] = recipes.Recipe.of(config, mode).train.loss_border_frames
   assert borders == {'kernel': 0, 'residual': 16}
   config.train.output_forms.residual.loss_border_frames = 64
   with pytest.raises(train.ConfigError, match='output_forms'):
@@ -126,7 +125,8 @@ def test_the_residual_output_leaves_crop_edges_out_of_its_loss():
     ('noise.gain_range', (2.0, 1.0), 'noise.gain_range must be'),
     ('infer.margin_frames', 3, 'multiples of'),
     ('data.train_dir', '/no/such/dir', 'does not exist'),
-    ('model.output_mode', 'subtract', 'mask_exponent=1/data.root'),
+    ('model.output_mode', 'kernel', "output_mode must be one of .* for "
+     "'autoencoder'"),
     ('train.learning_rate', 0.0, r'train.learning_rate \(and each'),
 ])
 def test_invalid_config_fails_before_compiling(tiny_config, field, value,
@@ -193,5 +193,8 @@ def _imports(module: str) -> set:
 
 def test_training_imports_nothing_above_it_in_the_flow():
   """Training reads what the stages before it wrote; inference, the report
-  and the commands come after it."""
-  assert not _imports('train') & {'inference', 'report', 'denoise', 'main'}
+  and the commands (and their flag helpers, cli) come after it. A stage's
+  command imports cli under `if __name__ == '__main__':`, which importing
+  the stage never runs."""
+  assert not _imports('train') & {'inference', 'report', 'denoise', 'main',
+                                  'cli'}

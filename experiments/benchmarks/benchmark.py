@@ -156,7 +156,7 @@ def jax_unet_trainer(batch_size: int, crop: int, output_form: str,
   first step donates it)."""
   from configs import denoise  # pylint: disable=g-import-not-at-top
   from experiments.benchmarks import unet_peer  # pylint: disable=g-import-not-at-top
-  from mel_ae import train  # pylint: disable=g-import-not-at-top
+  from mel_ae import recipes  # pylint: disable=g-import-not-at-top
   config = denoise.get_config()
   config.model.output_mode = output_form
   config.train.batch_size = batch_size
@@ -166,7 +166,7 @@ def jax_unet_trainer(batch_size: int, crop: int, output_form: str,
   batch, normalizer = unet_peer.synthetic_batch(
       batch_size, (config.audio.n_mels, crop))
   step, info, state = _jax_step(config, batch,
-                                train.make_loss(config, normalizer))
+                                recipes.Recipe.of(config).loss(normalizer))
   return (step, info, state) if return_state else (step, info)
 
 

@@ -6,8 +6,8 @@ in flax's convention = 0.1 in PyTorch's, eps 1e-5, ReLU) per level, 2x2 max
 pools down, a nearest 2x upsample + 3x3 conv (bias, ReLU, no BatchNorm) up,
 the level's encoder output concatenated after it, and a zero-initialised 1x1
 output conv in float32: 'residual' adds one channel to the input, 'kernel'
-(`models.kernel_output`) weighs a 3x7 window of the input's neighbours with
-21 softmax logits and a gain. The loss is train.make_loss's 'power' loss
+(`output_forms.kernel_output`) weighs a 3x7 window of the input's neighbours with
+21 softmax logits and a gain. The loss is recipes.Recipe.loss's 'power' loss
 (raw-power MSE + 0.3 x log-spectral MSE, 16 border frames out for
 'residual'), the optimizer AdamW (eps 1e-7, weight decay 1e-2 on every
 parameter, as optax's) on optax's cosine one-cycle schedule. PyTorch eager,
@@ -133,7 +133,7 @@ def torch_unet(output_form: str):
 
 
 def kernel_output(z, logits):
-  """mel_ae.models.kernel_output, NCHW."""
+  """mel_ae.output_forms.kernel_output, NCHW."""
   import torch  # pylint: disable=g-import-not-at-top
   fh, fw = KERNEL_WINDOW
   zp = torch.nn.functional.pad(
@@ -149,7 +149,7 @@ def kernel_output(z, logits):
 
 
 def power_loss(normalizer: features.Normalizer, border: int):
-  """train.make_loss for the 'power' loss (model-domain NCHW pred, target),
+  """recipes.Recipe.loss for the 'power' loss (model-domain NCHW pred, target),
   frames on the last axis."""
   import torch  # pylint: disable=g-import-not-at-top
   n = normalizer

@@ -154,7 +154,7 @@ class JaxPieces:
   def build(self, kind: str, spec: tuple) -> Callable[[], object]:
     jax, jnp = self.jax, self.jnp
     import flax.linen as nn  # pylint: disable=g-import-not-at-top
-    from mel_ae import models  # pylint: disable=g-import-not-at-top
+    from mel_ae import output_forms  # pylint: disable=g-import-not-at-top
     if kind == 'conv':
       b, s, cin, cout, k, factor, part = spec
       if factor > 1:
@@ -198,18 +198,18 @@ class JaxPieces:
       logits = self._x(b, s, s, taps + 1 if form == 'kernel' else 1,
                        dtype=jnp.float32) * 0.1
       if form == 'kernel':
-        f = lambda z, l: models.kernel_output(
+        f = lambda z, l: output_forms.kernel_output(
             z, l, tuple(unet_peer.KERNEL_WINDOW))
       else:
         f = lambda z, l: z + l
       return self._timed_parts(f, (z, logits), (1,), part)
     if kind == 'loss':
-      from mel_ae import train  # pylint: disable=g-import-not-at-top
+      from mel_ae import recipes  # pylint: disable=g-import-not-at-top
       b, s, form, part = spec
       batch, normalizer = unet_peer.synthetic_batch(b, (s, s))
       config = self.config.copy_and_resolve_references()
       config.model.output_mode = form
-      loss = train.make_loss(config, normalizer)
+      loss = recipes.Recipe.of(config).loss(normalizer)
       args = tuple(jnp.asarray(batch[k]) for k in ('input', 'target'))
       return self._timed_parts(loss, args, (0,), part)
     if kind == 'optimizer':

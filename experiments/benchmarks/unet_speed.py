@@ -15,6 +15,7 @@ import jax
 import numpy as np
 
 from configs import denoise
+from mel_ae import recipes
 from mel_ae import train
 from mel_ae import training_data
 from mel_ae.backends import host_memory
@@ -51,7 +52,7 @@ def examples_per_second(overrides, data: training_data.Data) -> float:
   shape = (_BATCH, config.audio.n_mels, config.data.crop_frames, 1)
   state = train.create_train_state(jax.random.PRNGKey(0), config, shape)
   step = jax.jit(functools.partial(
-      train.train_step, loss=train.make_loss(config, data.normalizer)),
+      train.train_step, loss=recipes.Recipe.of(config).loss(data.normalizer)),
                  donate_argnums=0)
   batch = one_batch(data, shape[2])
   for _ in range(3):
