@@ -103,7 +103,7 @@ def _layers(conv_impl: str, phase_upsample: bool,
     return {'conv': _with(onednn.Conv, **dtype),
             'upsample_conv': _with(onednn.UpsampleConv, compute=compute,
                                    **dtype),
-            'norm': _with(nn.BatchNorm, **dtype),
+            'norm': _with(layers.BatchNorm, **dtype),
             'max_pool': layers.max_pool_masked_grad}
   conv = _with(nn.Conv, **dtype) if convs is layers.lax_convs else _with(
       nn.Conv, conv_general_dilated=conv_matmul.drop_in(convs), **dtype)
@@ -111,8 +111,9 @@ def _layers(conv_impl: str, phase_upsample: bool,
           'upsample_conv': _with(
               layers.UpsampleConv,
               compute=functools.partial(compute, convs=convs), **dtype),
-          'norm': _with(nn.BatchNorm, **dtype),
-          # XLA's select-and-scatter is slow on CPU only.
+          # XLA's derivatives of BatchNorm and max pool are slow on CPU only.
+          'norm': _with(nn.BatchNorm if conv_impl == 'xla'
+                        else layers.BatchNorm, **dtype),
           'max_pool': (layers.max_pool if conv_impl == 'xla'
                        else layers.max_pool_masked_grad)}
 
