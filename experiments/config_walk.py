@@ -1,90 +1,80 @@
-r"""Where a run's config travels: the files its functions are entered in.
+r"""Where a run's config travels: the mel_ae files its functions enter.
 
-  python -m experiments.config_walk --workdir=/tmp/walk            # configs/denoise.py, 4 steps
-  python -m experiments.config_walk --workdir=/tmp/walk --config=configs/base.py
+  python -m experiments.config_walk --config=configs/denoise.py --workdir=/tmp/walk \
+      --config.train.num_steps=4 --config.train.eval_every=4 --config.train.checkpoint_every=4
 
-Runs what `python -m mel_ae.main` runs (the noise stage where the config
-needs it, training, the report) on a few steps, and records every call of
-a function in mel_ae/ that receives the config or one of its sections as
-an argument. A *stop* is such a call in another file than the previous
-one; a *return* a stop in a file already entered before. Printed: the files
-in order of first entry, the stops, the returns and each file's entries;
-the smaller, the fewer places a reader follows the config through.
+Runs `mel_ae.main`'s stages (`run_stages`: checks, the noise stage where the
+config needs it, training, the report) with the same flags, and records
+every call of a function in mel_ae/ that is handed a config or any section
+or derived settings of it (any ConfigDict argument, positional, keyword or
+variadic, or a `self` that holds one as `.config`). A *stop* is such a call
+in another file than the previous one; a *return* a stop in a file entered
+before. Printed: the files in order of first entry with their entries, the
+stops and the returns; the fewer, the fewer places a reader follows the
+config through.
 """
-import argparse
 import collections
+import inspect
 import os
 import sys
+import threading
+from typing import List
 
+from absl import app
+from absl import flags
 import ml_collections
 
-from configs import denoise
-from mel_ae import fit_noise
-from mel_ae import report
-from mel_ae import train
+from mel_ae import cli
+from mel_ae import main as stages
 
-_PACKAGE = os.path.dirname(os.path.abspath(fit_noise.__file__))
-
-
-def _sections(config: ml_collections.ConfigDict) -> set:
-  """ids of the config and every ConfigDict inside it."""
-  ids = {id(config)}
-  for value in config.values():
-    if isinstance(value, ml_collections.ConfigDict):
-      ids |= _sections(value)
-  return ids
+FLAGS = flags.FLAGS
+_PACKAGE = os.path.dirname(os.path.abspath(stages.__file__))
 
 
-def walk(config: ml_collections.ConfigDict, workdir: str) -> list:
+def _holds_config(frame) -> bool:
+  """Whether the called function was handed a ConfigDict."""
+  info = inspect.getargvalues(frame)
+  values = [info.locals.get(name) for name in info.args]
+  for name in (info.varargs, info.keywords):
+    if name:
+      packed = info.locals.get(name)
+      values += list(packed.values() if isinstance(packed, dict) else packed)
+  values += [getattr(v, 'config', None) for v in values[:1]]
+  return any(isinstance(v, ml_collections.ConfigDict) for v in values)
+
+
+def walk(config: ml_collections.ConfigDict, workdir: str) -> List[str]:
   """The mel_ae files entered with the config, one entry per stop."""
-  watched, stops = _sections(config), []
+  stops = []
 
   def profile(frame, event, arg):
     del arg
     path = frame.f_code.co_filename
-    if event != 'call' or not path.startswith(_PACKAGE):
-      return
-    code = frame.f_code
-    args = code.co_varnames[:code.co_argcount + code.co_kwonlyargcount]
-    if any(id(frame.f_locals.get(a)) in watched for a in args):
+    if event == 'call' and path.startswith(_PACKAGE) and _holds_config(frame):
       name = os.path.relpath(path, os.path.dirname(_PACKAGE))
       if not stops or stops[-1] != name:
         stops.append(name)
 
   sys.setprofile(profile)
+  threading.setprofile(profile)
   try:
-    train.validate_config(config)
-    if fit_noise.needed(config):
-      fit_noise.fit(config, workdir)
-    report.write_after_training(workdir, train.run(config, workdir), config)
+    stages.run_stages(config, workdir)
   finally:
     sys.setprofile(None)
+    threading.setprofile(None)
   return stops
 
 
-def main() -> None:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument('--workdir', required=True)
-  parser.add_argument('--config', default='configs/denoise.py',
-                      help="'configs/denoise.py' or 'configs/base.py'")
-  parser.add_argument('--steps', type=int, default=4)
-  args = parser.parse_args()
-  if args.config == 'configs/base.py':
-    from configs import base  # pylint: disable=g-import-not-at-top
-    config = base.get_config()
-  else:
-    config = denoise.get_config()
-  config.train.num_steps = args.steps
-  config.train.eval_every = config.train.checkpoint_every = args.steps
-  stops = walk(config, args.workdir)
-  files = list(dict.fromkeys(stops))
-  returns = len(stops) - len(files)
-  print(f'{args.config}: {len(files)} files, {len(stops)} stops, '
-        f'{returns} returns to a file already entered')
-  for name, count in collections.Counter(stops).most_common():
-    print(f'  {name}: entered {count}x')
-  print('  order:', ' -> '.join(stops))
+def main(argv):
+  del argv
+  stops = walk(FLAGS.config, FLAGS.workdir)
+  entries = collections.Counter(stops)
+  print(f'{len(entries)} files, {len(stops)} stops, '
+        f'{len(stops) - len(entries)} returns to a file entered before')
+  for name in dict.fromkeys(stops):
+    print(f'  {name}: entered {entries[name]}x')
 
 
 if __name__ == '__main__':
-  main()
+  flags.mark_flags_as_required(['config', 'workdir'])
+  app.run(main, flags_parser=cli.parse_flags)

@@ -57,8 +57,9 @@ _RENAMED_FIELDS = {'model.conv_impl': 'runtime.conv_impl',
                    'model.phase_upsample': 'runtime.phase_upsample',
                    'noise.fallback_kinds': 'noise.additive_kinds'}
 # Config fields added since the first checkpoint that mel_ae/settings.py
-# does not give the old value of: fields of configs/base.py, the model's and
-# MelSpec's, each with the value that keeps the behaviour of a config saved
+# does not give the old value of: fields of configs/base.py, the model's,
+# its output forms' (those of experiments/subtract's too) and MelSpec's, each
+# with the value that keeps the behaviour of a config saved
 # before it (where the field came with a default that changed it, the value
 # before: no cache, no host memory reuse), and recipe fields whose value
 # then differs from the one that leaves them off today (no validation cross

@@ -65,6 +65,16 @@ def _initialize_distributed(detect: bool) -> None:
       heartbeat_timeout_seconds=FLAGS.heartbeat_timeout_seconds)
 
 
+def run_stages(config, workdir: str) -> None:
+  """The stages in their order: the config checked (all of it, before the
+  noise fit), the noise fitted where the config trains on it, training,
+  then the test report."""
+  train.validate_config(config)
+  if fit_noise.needed(config):
+    fit_noise.fit(config, workdir)
+  report.write_after_training(workdir, train.run(config, workdir), config)
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {" ".join(argv[1:])}')
@@ -78,11 +88,7 @@ def main(argv):
     jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.5)
   logging.info('JAX devices: %s', jax.devices())
   try:
-    train.validate_config(FLAGS.config)  # All of it, before the noise fit.
-    if fit_noise.needed(FLAGS.config):
-      fit_noise.fit(FLAGS.config, FLAGS.workdir)
-    report.write_after_training(
-        FLAGS.workdir, train.run(FLAGS.config, FLAGS.workdir), FLAGS.config)
+    run_stages(FLAGS.config, FLAGS.workdir)
   except (train.ConfigError, training_data.DataError, mel_io.MelFileError,
           fit_noise.NoiseFitError, checkpointing.CheckpointError,
           pretrained.PretrainedError, FloatingPointError) as e:

@@ -57,7 +57,18 @@ def register(model: str, name: str) -> Callable[[Type[OutputForm]],
   """A class decorator: the form `name` of model `model` (its config.model.
   name) is the class."""
   def add(cls: Type[OutputForm]) -> Type[OutputForm]:
-    _FORMS.setdefault(model, {})[name] = cls
+    forms = _FORMS.setdefault(model, {})
+    if forms.get(name, cls) is not cls:
+      raise ValueError(f'output form {name!r} of {model!r} is registered')
+    # Forms share the config.model namespace: a field two forms have must
+    # mean the same thing, so it has one default.
+    known = defaults(model)
+    for field in dataclasses.fields(cls):
+      if known.get(field.name, field.default) != field.default:
+        raise ValueError(f'{cls.__name__}.{field.name} defaults to '
+                         f'{field.default!r}, another form of {model!r} to '
+                         f'{known[field.name]!r}')
+    forms[name] = cls
     return cls
   return add
 

@@ -37,7 +37,7 @@ def log_spectral_mse(pred_power: jax.Array, target_power: jax.Array,
   return jnp.mean((log(pred_power) - log(target_power)) ** 2)
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)  # A ConfigDict has no hash.
 class Recipe:
   """The model of `config` built with output form `output_mode`:
   config.model.output_mode, or what the noise stage decided where that is

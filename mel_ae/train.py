@@ -377,7 +377,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> Trained:
   eval_fn = jax.jit(eval_step, in_shardings=(replicated, data_sharding),
                     out_shardings=replicated)
   sampler = training_data.make_sampler(config, data, bank)
-  val = training_data.make_validation(config, data, bank, fitted_mode)
+  val = training_data.make_validation(config, data, bank,
+                                      recipe.train.loss_border_frames)
   model = build_model(recipe)
   # Every process computes the same rows; process 0 alone writes files.
   primary = jax.process_index() == 0

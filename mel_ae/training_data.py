@@ -18,7 +18,6 @@ from mel_ae import fit_noise
 from mel_ae import input_pipeline
 from mel_ae import models
 from mel_ae import noise_bank
-from mel_ae import recipes
 from mel_ae import settings
 
 
@@ -136,16 +135,15 @@ class Validation:
 
 def make_validation(config, data: Data,
                     bank: Optional[noise_bank.NoiseBank],
-                    fitted_mode: Optional[str] = None) -> Optional[Validation]:
-  """`fitted_mode`: the noise stage's output form, for 'fitted'."""
+                    border_frames: int = 0) -> Optional[Validation]:
+  """`border_frames`: the frames at either crop edge that the loss leaves
+  out (the output form's train.loss_border_frames), scored neither."""
   if not data.val:
     return None
   windows, mask = input_pipeline.tile_windows(
       data.val, config.data.crop_frames, data.normalizer.silence)
-  # Scores the frames the loss trains.
-  border = recipes.Recipe.of(config, fitted_mode).train.loss_border_frames
-  if border:
-    mask[:, :, :border] = mask[:, :, -border:] = 0
+  if border_frames:  # Scores the frames the loss trains.
+    mask[:, :, :border_frames] = mask[:, :, -border_frames:] = 0
   if bank is None:
     return Validation(windows, windows, mask)
   # noise.val_draws draws of the noise per window, one block of windows

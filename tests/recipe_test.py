@@ -173,8 +173,7 @@ def test_denoise_validation_is_noisy_fixed_and_scored(tiny_config):
   scores = train._validation_metrics(val.inputs, val, data.normalizer)  # pylint: disable=protected-access
   assert scores['val_power_mse'] > 0 and scores['val_lsd_db'] > 0
   # With crop edges out of the loss, validation leaves them out too.
-  tiny_config.train.loss_border_frames = 4
-  bordered = training_data.make_validation(tiny_config, data, bank)
+  bordered = training_data.make_validation(tiny_config, data, bank, 4)
   np.testing.assert_array_equal(bordered.inputs, val.inputs)
   assert not bordered.mask[:, :, :4].any() and not bordered.mask[:, :, -4:].any()
   np.testing.assert_array_equal(bordered.mask[:, :, 4:-4], val.mask[:, :, 4:-4])

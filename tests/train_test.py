@@ -1,9 +1,9 @@
 """End-to-end training on the tiny config: loss, checkpoints, resume, CLI."""
+import ast
 import functools
 import importlib
 import json
 import os
-import re
 import subprocess
 import sys
 
@@ -175,19 +175,39 @@ def test_bad_training_file_is_one_line_error(corpus, tmp_path, bad, message):
   assert 'Traceback' not in result.stderr
 
 
+def _is_main_guard(node: ast.AST) -> bool:
+  return (isinstance(node, ast.If) and isinstance(node.test, ast.Compare)
+          and isinstance(node.test.left, ast.Name)
+          and node.test.left.id == '__name__')
+
+
+def _imported(path: str) -> set:
+  """The mel_ae modules a file imports anywhere (inside functions too), but
+  under `if __name__ == '__main__':`, which importing it never runs."""
+  names, todo = set(), [ast.parse(open(path).read())]
+  while todo:
+    node = todo.pop()
+    if isinstance(node, ast.ImportFrom) and node.module == 'mel_ae':
+      names |= {alias.name for alias in node.names}
+    elif isinstance(node, ast.Import):
+      names |= {alias.name.split('.')[1] for alias in node.names
+                if alias.name.startswith('mel_ae.')}
+    if not _is_main_guard(node):
+      todo.extend(ast.iter_child_nodes(node))
+  return names
+
+
 def _imports(module: str) -> set:
-  """The mel_ae modules `module` imports (`from mel_ae import X`), and
-  theirs, transitively (the package's own __init__ aside)."""
+  """The mel_ae modules `module` imports, and theirs, transitively (the
+  package's own __init__, the notebook's API, aside)."""
   seen, todo = set(), [module]
   while todo:
     path = os.path.join(ROOT, 'mel_ae', todo.pop() + '.py')
     if not os.path.exists(path):
       continue  # A package (backends): below everything.
-    with open(path) as f:
-      for name in re.findall(r'^from mel_ae import (\w+)', f.read(), re.M):
-        if name not in seen:
-          seen.add(name)
-          todo.append(name)
+    for name in _imported(path) - seen:
+      seen.add(name)
+      todo.append(name)
   return seen
 
 

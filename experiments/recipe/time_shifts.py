@@ -20,6 +20,7 @@ from mel_ae import fit_noise
 from mel_ae import inference
 from mel_ae import logs
 from mel_ae import metrics
+from mel_ae import recipes
 from mel_ae import settings
 from mel_ae import training_data
 from mel_ae import whole_file
@@ -48,7 +49,8 @@ def noisy_validation_files(denoiser: inference.Denoiser):
   noise = fit_noise.decide(config, data.train_power, data.noisy)
   val = training_data.make_validation(
       config, data, training_data.make_noise_bank(config, data, noise),
-      denoiser.output_mode)
+      recipes.Recipe.of(config, denoiser.output_mode).train
+      .loss_border_frames)
   crop, start, noisy = config.data.crop_frames, 0, []
   for clean in data.val_power:
     n = -(-clean.shape[1] // crop)

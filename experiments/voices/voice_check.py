@@ -29,6 +29,7 @@ from mel_ae import inference
 from mel_ae import input_pipeline
 from mel_ae import mel_io
 from mel_ae import metrics
+from mel_ae import recipes
 from mel_ae import pretrained
 from mel_ae import train
 from mel_ae import training_data
@@ -61,8 +62,9 @@ def calibration(denoiser: inference.Denoiser, workdir: str) -> float:
     with open(os.path.join(workdir, fit_noise.FILE)) as f:
       noise = fit_noise.NoiseFit.from_dict(json.load(f))
   bank = training_data.make_noise_bank(config, data, noise)
+  recipe = recipes.Recipe.of(config, noise.output_mode if noise else None)
   val = training_data.make_validation(config, data, bank,
-                                      noise.output_mode if noise else None)
+                                      recipe.train.loss_border_frames)
   model = denoiser.model
   apply = jax.jit(lambda v, x: model.apply(v, x, train=False))
   recon = np.concatenate([

@@ -1,4 +1,4 @@
-"""Execution back-ends: how the models' convolutions are computed here.
+"""Execution back-ends: how the models' layers are computed here.
 
 Chosen at run time from `config.runtime` and never stored as the model's
 identity: every back-end computes the same function with the same parameter
@@ -15,7 +15,9 @@ other (tests/portability_test.py).
                  'matmul_grad' on CPU and 'xla' elsewhere.
 
 `runtime.phase_upsample` computes each nearest-upsample + conv at low
-resolution (phase.py), an exact reformulation with fewer FLOPs.
+resolution (phase.py), an exact reformulation with fewer FLOPs. On CPU the
+BatchNorm and max-pool gradients are taken in closed form and as a mask
+(mel_ae/layers.py), the same values and gradients to rounding.
 
 The compute dtype (config.train.compute_dtype) is a run-time choice too:
 'bfloat16' runs the convolutions, BatchNorm and activations in bfloat16
@@ -96,6 +98,14 @@ def _layers(conv_impl: str, phase_upsample: bool,
       'dtype': jnp.dtype(compute_dtype)}
   compute = phase.upsample_conv_phase if phase_upsample else (
       layers.upsample_then_conv)
+  # Drop-ins for flax's BatchNorm and XLA's max pool whose gradients are
+  # faster on CPU, where the 'onednn' and 'matmul_grad' back-ends run; 'xla'
+  # (any platform, a CPU too where asked for) keeps flax's and XLA's own.
+  on_cpu = conv_impl != 'xla'
+  norm_and_pool = {
+      'norm': _with(layers.BatchNorm if on_cpu else nn.BatchNorm, **dtype),
+      'max_pool': (layers.max_pool_masked_grad if on_cpu
+                   else layers.max_pool)}
   if conv_impl == 'onednn' and dtype:
     # The biases in oneDNN's primitives too: XLA sums bf16 output gradients
     # slowly (onednn.Conv). Not in float32, where it measured no faster
@@ -103,19 +113,14 @@ def _layers(conv_impl: str, phase_upsample: bool,
     return {'conv': _with(onednn.Conv, **dtype),
             'upsample_conv': _with(onednn.UpsampleConv, compute=compute,
                                    **dtype),
-            'norm': _with(layers.BatchNorm, **dtype),
-            'max_pool': layers.max_pool_masked_grad}
+            **norm_and_pool}
   conv = _with(nn.Conv, **dtype) if convs is layers.lax_convs else _with(
       nn.Conv, conv_general_dilated=conv_matmul.drop_in(convs), **dtype)
   return {'conv': conv,
           'upsample_conv': _with(
               layers.UpsampleConv,
               compute=functools.partial(compute, convs=convs), **dtype),
-          # XLA's derivatives of BatchNorm and max pool are slow on CPU only.
-          'norm': _with(nn.BatchNorm if conv_impl == 'xla'
-                        else layers.BatchNorm, **dtype),
-          'max_pool': (layers.max_pool if conv_impl == 'xla'
-                       else layers.max_pool_masked_grad)}
+          **norm_and_pool}
 
 
 def layers_for(runtime, compute_dtype: str = 'float32') -> Dict[str, Any]:
