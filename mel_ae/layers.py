@@ -75,7 +75,7 @@ _tile_max.defvjp(_tile_max_fwd, _tile_max_bwd)
 def max_pool_masked_grad(x: Array, window: int) -> Array:
   """`max_pool`, the same values and gradient, the gradient computed as a
   mask of each tile's maximum: on CPU XLA's select-and-scatter took 35x
-  PyTorch's max-pool gradient, and this the U-Net's step +12-16 %
+  PyTorch's max-pool gradient; this makes the U-Net's step 10-37 % faster
   (experiments/benchmarks/README.md)."""
   n, h, w, c = x.shape
   h, w = h // window * window, w // window * window
@@ -189,8 +189,8 @@ _batch_norm_train.defvjp(_batch_norm_train_fwd, _batch_norm_train_bwd)
 class BatchNorm(nn.Module):
   """flax's `nn.BatchNorm` over the last (feature) axis: the same
   parameters, statistics and values, with the training gradient taken in
-  closed form: the U-Net's bfloat16 step +14 % on CPU, float32 unchanged
-  (experiments/benchmarks/README.md). Named as flax's, so the parameter
+  closed form: XLA's derivative of flax's ops took ~3x PyTorch's on CPU;
+  the U-Net's step a few % faster at best (experiments/benchmarks/README.md). Named as flax's, so the parameter
   tree is the same."""
   use_running_average: Optional[bool] = None
   momentum: float = 0.99
