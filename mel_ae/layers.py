@@ -190,8 +190,8 @@ class BatchNorm(nn.Module):
   """flax's `nn.BatchNorm` over the last (feature) axis: the same
   parameters, statistics and values, with the training gradient taken in
   closed form: XLA's derivative of flax's ops took ~3x PyTorch's on CPU;
-  the U-Net's step a few % faster at best (experiments/benchmarks/README.md). Named as flax's, so the parameter
-  tree is the same."""
+  the U-Net's step a few % faster at best (experiments/benchmarks/
+  README.md). Named as flax's, so the parameter tree is the same."""
   use_running_average: Optional[bool] = None
   momentum: float = 0.99
   epsilon: float = 1e-5
