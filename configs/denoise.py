@@ -18,8 +18,9 @@ the config): where noise adds power, a
 residual in log power (a gain per bin); where it is a per-bin gain, a
 learned weighted mean of the neighbouring bins' power times a gain
 ('kernel'). The loss is the MSE in raw power (the competition metric)
-plus 0.3 times the MSE of log power, for the quiet bins that raw power
-ignores (the log-spectral distance); where noise adds power, not on the
+plus a weight times the MSE of log power, for the quiet bins that raw
+power ignores (the log-spectral distance), both in units of the training
+files' level so that any level trains alike; where noise adds power, not on the
 16 frames at either crop edge. Crops are flipped in time, and
 inference averages the mel with its time reversal, each extended past
 its ends by its own frames mirrored.
@@ -70,10 +71,15 @@ def get_config():
   config.data.time_flip = True
 
   config.train.loss = 'power'
-  # Less weight on it leaves more to the raw-power MSE, where LSD has room
-  # (experiments/sweeps/log_weight_{additive,dev_voice}.py, and a gain run
-  # at 2,000 steps: lower on validation everywhere).
-  config.train.loss_log_weight = 0.3
+  # Power in units of the training files' mean power, so that the two terms
+  # keep their balance at any level (a corpus 20 dB louder lost the log
+  # term: experiments/noise_corpora/README.md).
+  config.train.loss_power_unit = 'data'
+  # 0.3 in the embedded corpus' absolute units (its mean power: 0.695),
+  # where less weight left more to the raw-power MSE, where LSD has room
+  # (experiments/training_noise/sweeps/log_weight_{additive,dev_voice}.py,
+  # and a gain run at 2,000 steps: lower on validation everywhere).
+  config.train.loss_log_weight = 0.62
   config.train.lr_schedule = 'one_cycle'
   config.train.weight_decay = 1e-2
   # What each output form the noise stage may decide trains with, over the

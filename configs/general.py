@@ -28,4 +28,8 @@ def get_config():
   config.noise.level_db = (-20.0, 20.0)
   config.model.output_mode = 'residual'
   config.train.num_steps = 3000
+  # The shipped model's loss: absolute power, each crop's level draw divided
+  # out (mel_ae/recipes.py).
+  config.train.loss_power_unit = 'absolute'
+  config.train.loss_log_weight = 0.3
   return config

@@ -34,6 +34,9 @@ class Normalizer:
   scale: float = 1.0     # max of the compressed training values (root)
   offset: float = 0.0    # subtracted before scaling (db, log)
   log_eps: float = 1e-6  # added to power before the log (kind='log')
+  # The training files' mean power: their level, which floors and true
+  # zeros hardly move (the 'power' loss' unit, mel_ae/recipes.py).
+  mean_power: float = 1.0
 
   def compress(self, power: np.ndarray) -> np.ndarray:
     if self.kind == 'root':
@@ -84,7 +87,9 @@ def fit_normalizer(mels: Iterable[np.ndarray], kind: str = 'root',
                    log_eps: float = 1e-6) -> Normalizer:
   """Fits the scale (and offset) on training power mels."""
   mels = [np.asarray(m, np.float64) for m in mels]
-  probe = Normalizer(kind=kind, root=root, top_db=top_db, log_eps=log_eps)
+  mean_power = sum(float(m.sum()) for m in mels) / sum(m.size for m in mels)
+  probe = Normalizer(kind=kind, root=root, top_db=top_db, log_eps=log_eps,
+                     mean_power=mean_power)
   peak = max(float(np.max(probe.compress(m))) for m in mels)
   if kind == 'db':
     return dataclasses.replace(probe, offset=peak - top_db, scale=top_db)

@@ -20,6 +20,7 @@ from mel_ae import models
 from mel_ae import settings
 
 LOSSES = ('model', 'power')
+POWER_UNITS = ('absolute', 'data')
 
 
 def mse(pred: jax.Array, target: jax.Array) -> jax.Array:
@@ -66,7 +67,9 @@ class Recipe:
     """The training loss of model-domain (pred, target[, level]) batches.
 
     train.loss 'power': the MSE in raw power, the competition metric, plus
-    loss_log_weight times the log-spectral MSE. 'model': the MSE in the
+    loss_log_weight times the log-spectral MSE; power in loss_power_unit
+    ('data': the training files' mean power, so that the balance of the
+    two terms does not move with the data's level). 'model': the MSE in the
     model domain, each bin weighted by 1 + loss_power_weight *
     P'(target)^2, the first-order expansion of the raw-power MSE around the
     target (loud bins count more, without taking the power of a
@@ -99,6 +102,8 @@ class Recipe:
          'be >= 0 and under half of data.crop_frames'),
         (t.loss_log_weight >= 0 and t.loss_power_weight >= 0,
          'train.loss_log_weight and loss_power_weight must be >= 0'),
+        (t.loss_power_unit in POWER_UNITS,
+         f'train.loss_power_unit must be one of {POWER_UNITS}'),
         (all(f.learning_rate > 0 for f in forms),
          'train.learning_rate (and each train.output_forms\' own) must be '
          '> 0'),
@@ -110,11 +115,13 @@ def _pointwise_loss(t: ml_collections.ConfigDict,
   """`t`: the train settings of the model's output form."""
   power = functools.partial(normalizer.inverse, xp=jnp)
   if t.loss == 'power':
+    unit = normalizer.mean_power if t.loss_power_unit == 'data' else 1.0
+
     def power_loss(pred, target, level=None):
       """`level`: each crop's level-augmentation factor (noise.level_db),
       divided out so that every crop counts as at its own level, not by
       its level squared."""
-      p, q = power(pred), power(target)
+      p, q = power(pred) / unit, power(target) / unit
       if level is not None:
         p, q = p / level, q / level
       return mse(p, q) + t.loss_log_weight * log_spectral_mse(p, q)

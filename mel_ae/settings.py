@@ -29,6 +29,10 @@ RECIPE_FIELDS = {
         'loss': 'model',
         'loss_power_weight': 0.0,
         'loss_log_weight': 0.0,
+        # The unit of power in the 'power' loss: 'absolute', or 'data' (the
+        # training files' mean power), so that a corpus 20 dB louder trains
+        # as it would at its own level.
+        'loss_power_unit': 'absolute',
         # Frames at either end of each training crop left out of the loss
         # (and of validation): they see the convolutions' zero padding.
         'loss_border_frames': 0,

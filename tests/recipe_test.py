@@ -71,6 +71,7 @@ def test_log_domain_is_exactly_invertible_in_natural_log_units():
       np.asarray(normalizer.inverse(jnp.asarray(z), xp=jnp)), mels[0],
       rtol=1e-4)
   assert np.isfinite(normalizer.inverse(jnp.full((2,), 1e6), xp=jnp)).all()
+  assert normalizer.mean_power == pytest.approx(np.mean(mels))
   restored = features.Normalizer.from_dict(normalizer.to_dict())
   assert restored == normalizer
   with pytest.raises(ValueError, match='all zero'):
@@ -97,6 +98,36 @@ def test_power_loss_is_the_competition_mse_plus_the_log_term():
   assert float(loss(jnp.asarray(pred), jnp.asarray(target))) == pytest.approx(
       np.mean((p - q) ** 2) + 0.5 * log_term, rel=1e-4)
   assert metrics.LSD_TOP_DB == 80.0  # the floor above: 1e-8 of the peak
+
+
+def test_power_loss_in_data_units_is_the_same_at_any_level():
+  rng = np.random.default_rng(3)
+  clean = [fake_mel(rng, 32) for _ in range(2)]
+  config = base.get_config()
+  config.train.loss = 'power'
+  config.train.loss_log_weight = 0.6
+  config.train.loss_power_unit = 'data'
+
+  def losses(levels):
+    out = []
+    for level in levels:
+      mels = [level * m for m in clean]
+      normalizer = features.fit_normalizer(mels, 'log', log_eps=1e-30)
+      target = normalizer.forward(np.stack(mels))[..., None]
+      pred = target + 0.05 * np.sin(np.arange(32, dtype=np.float32))[:, None]
+      loss = recipes.Recipe.of(config).loss(normalizer)
+      out.append(float(loss(jnp.asarray(pred), jnp.asarray(target))))
+    return out
+  at_levels = losses((1e-2, 1.0, 1e2))
+  np.testing.assert_allclose(at_levels, at_levels[1], rtol=1e-4)
+  # In absolute units the raw-power term grows with the level squared.
+  config.train.loss_power_unit = 'absolute'
+  config.train.loss_log_weight = 0.0
+  quiet, loud = losses((1.0, 1e2))
+  assert loud == pytest.approx(1e4 * quiet, rel=1e-3)
+  config.train.loss_power_unit = 'decibels'
+  with pytest.raises(train.ConfigError, match='loss_power_unit'):
+    train.validate_config(config)
 
 
 def test_border_frames_leave_the_crop_edges_out_of_the_loss():

@@ -24,7 +24,9 @@ def get_sweep():
                     'train.checkpoint_every': 250, 'train.log_every': 50,
                     'data.noisy_dir': os.path.join(common.GAIN, 'noisy'),
                     'data.test_noisy_dir': os.path.join(common.GAIN, 'test',
-                                                        'noisy')},
+                                                        'noisy'),
+                    # The weights as swept: in absolute power.
+                    'train.loss_power_unit': 'absolute'},
       'grid': {('model.output_mode', 'data.transform', 'train.loss',
                 'data.time_flip', 'train.loss_log_weight'): [
                     ('fitted', 'log', 'power', True, 0.0),

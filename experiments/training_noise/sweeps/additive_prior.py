@@ -17,7 +17,9 @@ FULL = ('white', 'pink', 'brown', 'hum', 'babble')
 def get_sweep():
   sweep = learning_rate_additive.get_sweep()
   # As measured: before configs/denoise.py drew textures at their own levels.
-  overrides = {**sweep['overrides'], 'noise.texture_levels': 'fitted'}
+  overrides = {**sweep['overrides'], 'noise.texture_levels': 'fitted',
+               # The weights as swept: in absolute power.
+               'train.loss_power_unit': 'absolute'}
   return {**sweep, 'name': 'additive_prior', 'overrides': overrides,
           'grid': {('noise.additive_kinds', 'train.loss_log_weight'): [
                        (FULL, 1.0), (FULL[:4], 1.0), ((), 1.0), (FULL, 0.0)],

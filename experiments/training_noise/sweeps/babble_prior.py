@@ -12,7 +12,9 @@ from experiments.recipe.sweeps import learning_rate_additive
 def get_sweep():
   sweep = learning_rate_additive.get_sweep()
   return {**sweep, 'name': 'babble_prior',
-          'overrides': {**sweep['overrides'], 'train.loss_log_weight': 1.0},
+          'overrides': {**sweep['overrides'], 'train.loss_log_weight': 1.0,
+                        # The weights as swept: in absolute power.
+                        'train.loss_power_unit': 'absolute'},
           'grid': {('noise.babble_textures', 'noise.babble_freq_scale'): [
               (8, (1.0, 1.0)), (32, (1.0, 1.0)), (32, (0.75, 1.35))],
                    'seed': [0, 1]}}
