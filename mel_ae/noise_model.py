@@ -202,6 +202,13 @@ class NoiseModel:
     return float(_DB * np.log(np.mean(10.0 ** (np.array(self.floor_db) / 10))))
 
   @property
+  def floor_file_mean_db(self) -> float:
+    """The mean power of the median file's floor, dB: its frames'
+    log-normal levels raise it above the median (each bin's fluctuation
+    has mean 1); what a noise's level over a file measures."""
+    return self.floor_median_db + self.frame_std_db ** 2 / (2 * _DB)
+
+  @property
   def floor_mean_db(self) -> float:
     """Its mean power, dB: log-normal levels raise the mean above the median."""
     return self.floor_median_db + (self.file_std_db ** 2
@@ -500,13 +507,25 @@ class _Candidates:
                                    mean_gain)
                   if hypothesis in _WITH_GAIN else (1.0, 1.0))
     no_floor = 10.0 ** ((self._loud_db + _NO_FLOOR_DB) / 10)
-    floor = np.maximum(np.median(floors, axis=0), no_floor)
+    floor = np.maximum(_typical_floor(floors), no_floor)
     return NoiseModel(
         point['gain_distribution'], gain_range,
         tuple(float(x) for x in _DB * np.log(floor)),
         self._dof, self._file_std_db * with_floor,
         float(point['frame_std_db']) * with_floor, self._clean_floor_db,
         self._loud_db, hypothesis)
+
+
+def _typical_floor(floors: np.ndarray) -> np.ndarray:
+  """(n_mels,) of (files, n_mels) floors: the median file's level in the
+  files' median colour; a band-by-band median over files of several
+  colours lies below most of them."""
+  levels = floors.mean(axis=1)
+  heard = levels > 0
+  if not heard.any():
+    return np.zeros(floors.shape[1])
+  colour = np.median(floors[heard] / levels[heard, None], axis=0)
+  return colour / colour.mean() * np.median(levels)
 
 
 def _refined(grid: Tuple, best) -> Tuple:

@@ -24,7 +24,7 @@ def row(recipe: corpora.Recipe, train) -> str:
   return (f'| {recipe.name} | {truth["kind"]} | {truth["log_gain_std"]:.2f} | '
           f'{floor(truth["floor_db"])} | {model.hypothesis} | '
           f'{model.log_gain_std:.2f} | '
-          f'{floor(model.floor_median_db if model.additive else None)} | '
+          f'{floor(model.floor_file_mean_db if model.additive else None)} | '
           f'{model.rival} {model.margin:+.2f} (res. {model.resolution:.2f}) |')
 
 
