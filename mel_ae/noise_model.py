@@ -211,8 +211,7 @@ class NoiseModel:
   @property
   def floor_mean_db(self) -> float:
     """Its mean power, dB: log-normal levels raise the mean above the median."""
-    return self.floor_median_db + (self.file_std_db ** 2
-                                  + self.frame_std_db ** 2) / (2 * _DB)
+    return self.floor_file_mean_db + self.file_std_db ** 2 / (2 * _DB)
 
   def to_dict(self) -> Dict:
     return json.loads(json.dumps(dataclasses.asdict(self)))
