@@ -24,6 +24,7 @@ _TINY_OVERRIDES = ("--config.noise.kinds=('white', 'pink')",
                    '--config.noise.seconds=2.0',
                    '--config.model.output_mode=residual',
                    '--config.data.crop_frames=32',
+                   '--config.train.output_forms.residual.loss_border_frames=4',
                    '--config.data.val_fraction=0.2',
                    '--config.train.batch_size=4',
                    '--config.train.num_steps=3')
