@@ -41,16 +41,6 @@ from mel_ae import audio
 from mel_ae import mel_io
 from mel_ae import noise
 
-_OUT = flags.DEFINE_string('out', 'mel_ae/corpus', 'Corpus folder.')
-_HELDOUT_OUT = flags.DEFINE_string('heldout_out', 'experiments/data/heldout',
-                                   'Folder of the second held-out test set.')
-_SEED = flags.DEFINE_integer('seed', 0, 'Seed of sentences and noise.')
-_OVERWRITE = flags.DEFINE_bool('overwrite', False, 'Replace existing files.')
-_VOICE = flags.DEFINE_list(
-    'voice', ['en-us', '160', '50'],
-    'espeak-ng voice, words/min and pitch of the speaker (train, noisy and '
-    'test splits); another voice makes a development corpus of its own.')
-
 SPEC = audio.MelSpec()
 PEAK = 420.0            # Corpus max of the clean training mels.
 FLOOR_MEL = 0.01        # Mean mel power of the recording noise floor.
@@ -277,16 +267,31 @@ def build(seed: int, speaker=MAIN_VOICE):
              gain_noised(clean_mel, seed, uid), gain_entry)
 
 
+def _define_flags() -> None:
+  """Only when run: the corpus' helpers are imported by other commands,
+  whose own flags these names would clash with."""
+  flags.DEFINE_string('out', 'mel_ae/corpus', 'Corpus folder.')
+  flags.DEFINE_string('heldout_out', 'experiments/data/heldout',
+                      'Folder of the second held-out test set.')
+  flags.DEFINE_integer('seed', 0, 'Seed of sentences and noise.')
+  flags.DEFINE_bool('overwrite', False, 'Replace existing files.')
+  flags.DEFINE_list(
+      'voice', ['en-us', '160', '50'],
+      'espeak-ng voice, words/min and pitch of the speaker (train, noisy and '
+      'test splits); another voice makes a development corpus of its own.')
+
+
 def main(argv):
   del argv
-  manifests = {_OUT.value: {}, _HELDOUT_OUT.value: {}}
+  args = flags.FLAGS
+  manifests = {args.out: {}, args.heldout_out: {}}
   for root in manifests:
     if os.path.exists(os.path.join(root, 'manifest.json')) and (
-        not _OVERWRITE.value):
+        not args.overwrite):
       sys.exit(f'{root}: holds a corpus already (pass --overwrite)')
-  name, rate, pitch = _VOICE.value
-  for rel, data, entry in build(_SEED.value, (name, int(rate), int(pitch))):
-    root = _HELDOUT_OUT.value if rel.startswith('heldout/') else _OUT.value
+  name, rate, pitch = args.voice
+  for rel, data, entry in build(args.seed, (name, int(rate), int(pitch))):
+    root = args.heldout_out if rel.startswith('heldout/') else args.out
     rel = rel.removeprefix('heldout/')
     path = os.path.join(root, rel)
     os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -296,7 +301,7 @@ def main(argv):
     else:
       mel_io.save_mel(path, data, overwrite=True)
       manifests[root][rel] = {**entry, 'frames': data.shape[1]}
-  params = {'seed': _SEED.value, 'peak': PEAK, 'floor_mel': FLOOR_MEL,
+  params = {'seed': args.seed, 'peak': PEAK, 'floor_mel': FLOOR_MEL,
             'dtype': 'float16', **dataclasses.asdict(SPEC)}
   for root, files in manifests.items():
     with open(os.path.join(root, 'manifest.json'), 'w') as f:
@@ -306,4 +311,5 @@ def main(argv):
 
 
 if __name__ == '__main__':
+  _define_flags()
   app.run(main)

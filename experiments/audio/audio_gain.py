@@ -38,6 +38,11 @@ from mel_ae import waveform
 SPEC = make_corpus.SPEC
 CORPUS = os.path.join(os.path.dirname(mel_ae.__file__), 'corpus')
 VALIDATION_STREAM = 7  # make_corpus seeds streams 0-2 per file id.
+
+_WORKDIR = flags.DEFINE_string('workdir', None, 'A configs/denoise.py run on '
+                               'the embedded corpus.')
+_TABLE = flags.DEFINE_string('table', None,
+                             'Optional markdown file of the table.')
 COLUMNS = ('competition_mse', 'lsd_db', 'pesq_wb', 'stoi', 'si_sdr')
 
 
@@ -96,18 +101,9 @@ def markdown(means: Dict[str, Dict[str, float]], n: int) -> str:
   return '\n'.join(lines) + '\n'
 
 
-def _define_flags() -> None:
-  """Only when run: make_corpus, imported here, defines --out and --seed."""
-  flags.DEFINE_string('workdir', None, 'A configs/denoise.py run on the '
-                      'embedded corpus.')
-  flags.DEFINE_string('table', None, 'Optional markdown file of the table.')
-  flags.mark_flag_as_required('workdir')
-
-
 def main(argv):
   del argv
-  args = flags.FLAGS
-  denoiser = mel_ae.load(args.workdir)
+  denoiser = mel_ae.load(_WORKDIR.value)
   pairs = validation_pairs(denoiser.config.data.val_fraction,
                            denoiser.config.seed)
   means = {}
@@ -118,11 +114,11 @@ def main(argv):
     print(name, {k: round(v, 4) for k, v in means[name].items()}, flush=True)
   table = markdown(means, len(pairs))
   print(table)
-  if args.table:
-    with open(args.table, 'w') as f:
+  if _TABLE.value:
+    with open(_TABLE.value, 'w') as f:
       f.write(table)
 
 
 if __name__ == '__main__':
-  _define_flags()
+  flags.mark_flag_as_required('workdir')
   app.run(main)

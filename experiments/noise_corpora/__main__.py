@@ -3,6 +3,8 @@
   python -m experiments.noise_corpora --out=runs/noise_corpora
   python -m experiments.noise_corpora --out=DIR \
       --names=mixed_float32_level+0dB_floor-70dB
+  python -m experiments.noise_corpora --out=DIR --clean_voice=slt \
+      --names=slt_mixed_float32_level+0dB_floor-70dB
 
 Each corpus is a folder as the embedded corpus is laid out: train/ (clean),
 noisy/ (unpaired), test/clean and test/noisy (pairs by stem), and
@@ -13,6 +15,7 @@ manifest.json (the recipe, what was drawn, the truth). Train on one with
 """
 import json
 import os
+import subprocess
 import sys
 
 from absl import app
@@ -26,21 +29,35 @@ _OUT = flags.DEFINE_string('out', None, 'Folder the corpora go in.')
 _NAMES = flags.DEFINE_list('names', [], 'Corpora to make (default: all).')
 _SOURCE = flags.DEFINE_string('source', 'mel_ae/corpus', 'Embedded corpus: '
                               'its train/ and test/clean are the speech.')
+_VOICE = flags.DEFINE_enum(
+    'clean_voice', None, sorted(corpora.VOICES), 'A voice of experiments/voices (needs espeak-ng or '
+    'Festival) as the speech instead of --source.')
 _SEED = flags.DEFINE_integer('seed', 0, 'Seed of the noise.')
 _UNPAIRED = 20  # the last this many clean training files become noisy/
+
+
+def _speech():
+  """(training, test) clean mels: the embedded corpus' or a voice's."""
+  if _VOICE.value:
+    mels = corpora.voice_mels(_VOICE.value, _SEED.value)
+    return mels[:corpora.VOICE_TRAIN_FILES], mels[corpora.VOICE_TRAIN_FILES:]
+  load = lambda *parts: input_pipeline.load_folder(
+      os.path.join(_SOURCE.value, *parts), corpora.SPEC, 1).mels
+  return load('train'), load('test', 'clean')
 
 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {" ".join(argv[1:])}')
-  recipes = [r for r in corpora.family()
+  recipes = [r for r in corpora.family(_VOICE.value)
              if not _NAMES.value or r.name in _NAMES.value]
   unknown = set(_NAMES.value) - {r.name for r in recipes}
   if unknown:
     sys.exit(f'error: no corpus named {", ".join(sorted(unknown))}')
-  load = lambda *parts: input_pipeline.load_folder(
-      os.path.join(_SOURCE.value, *parts), corpora.SPEC, 1).mels
-  train, test = load('train'), load('test', 'clean')
+  try:
+    train, test = _speech()
+  except (OSError, subprocess.CalledProcessError) as e:
+    sys.exit(f'error: --clean_voice={_VOICE.value}: {e}')
   for recipe in recipes:
     root = os.path.join(_OUT.value, recipe.name)
     if os.path.exists(os.path.join(root, 'manifest.json')):

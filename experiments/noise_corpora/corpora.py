@@ -3,7 +3,8 @@ floor, for testing the noise fit (mel_ae/noise_model.py) and for measuring
 the recipe on them.
 
 A corpus is made from clean power mels (the embedded corpus' train/ and
-test/clean, or espeak-ng speech): their own quiet floor (white noise at
+test/clean, or one voice of experiments/voices synthesised afresh by
+espeak-ng or Festival, `voice_mels`): their own quiet floor (white noise at
 -20 dB mean mel power) is taken away and replaced by one at `floor_db`
 (None: none, true zeros); then the unpaired noisy files and the test pairs
 get the recipe's noise; then everything is shifted by `level_db` and stored
@@ -15,6 +16,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from experiments.voices import make_voices
 from mel_ae import audio
 from mel_ae import noise
 from mel_ae import noise_bank
@@ -30,6 +32,8 @@ SNR_DB = (0.0, 15.0)  # additive noise: a global SNR per file, uniform
 CROSS_STD = 0.4  # the speech x noise cross term of mixing in the waveform
 _OWN_FLOOR_SUBTRACTED = 4.0  # times the corpus' own floor taken away
 _QUIET_FRACTION = 0.3  # frames that measure the corpus' own floor
+VOICE_TRAIN_FILES, VOICE_TEST_FILES = 100, 30  # utterances of a voice
+VOICES = {v[0]: v for v in make_voices.TRAIN_VOICES + make_voices.VAL_VOICES}
 _WHITE_FRAMES = 2048  # the new floor: frames of one white noise mel
 _SEED_TAG = 0xC0A
 
@@ -41,11 +45,13 @@ class Recipe:
   dtype: str = 'float32'  # or 'float16'
   level_db: float = 0.0  # every value times 10^(level_db / 10)
   floor_db: Optional[float] = -70.0  # the clean floor's mean mel power, dB
+  voice: Optional[str] = None  # a make_voices tag; None: the embedded voice
 
   @property
   def name(self) -> str:
     floor = 'zeros' if self.floor_db is None else f'{self.floor_db:+.0f}dB'
-    return (f'{self.noise}_{self.dtype}_level{self.level_db:+.0f}dB_'
+    voice = f'{self.voice}_' if self.voice else ''
+    return (f'{voice}{self.noise}_{self.dtype}_level{self.level_db:+.0f}dB_'
             f'floor{floor}')
 
   @property
@@ -62,16 +68,29 @@ class Recipe:
         self.noise)
 
 
-def family() -> List[Recipe]:
+def family(voice: Optional[str] = None) -> List[Recipe]:
   """Every noise on the default float32 set, and the dtype, level and floor
   variants, one axis at a time, of no noise, mixed additive noise, the
-  competition's gain and both."""
-  recipes = [Recipe(n) for n in NOISES]
+  competition's gain and both; all on one voice."""
+  recipes = [Recipe(n, voice=voice) for n in NOISES]
   for n in ('none', 'mixed', 'gain_uniform', 'both'):
-    recipes += [Recipe(n, dtype='float16')]
-    recipes += [Recipe(n, level_db=level) for level in (-20.0, 20.0)]
-    recipes += [Recipe(n, floor_db=floor) for floor in (-100.0, -40.0, None)]
+    recipes += [Recipe(n, dtype='float16', voice=voice)]
+    recipes += [Recipe(n, level_db=level, voice=voice)
+                for level in (-20.0, 20.0)]
+    recipes += [Recipe(n, floor_db=floor, voice=voice)
+                for floor in (-100.0, -40.0, None)]
   return recipes
+
+
+def voice_mels(tag: str, seed: int = 0) -> List[np.ndarray]:
+  """Clean power mels of one make_voices voice (training or validation):
+  VOICE_TRAIN_FILES then VOICE_TEST_FILES utterances, synthesised now,
+  scaled to the embedded corpus' peak, with the synthesiser's own silence
+  (no recording floor)."""
+  rng = np.random.default_rng([seed, _SEED_TAG, *tag.encode()])
+  speech, _ = make_voices.scaled_speech(
+      VOICES[tag], VOICE_TRAIN_FILES + VOICE_TEST_FILES, rng)
+  return [audio.audio_to_mel(wave, SPEC) for _, wave in speech]
 
 
 def own_floor(mels: Sequence[np.ndarray]) -> np.ndarray:

@@ -1,16 +1,23 @@
 """The noise fit on every corpus of the family, as a markdown table.
 
   python -m experiments.noise_corpora.fit_table
+  python -m experiments.noise_corpora.fit_table --clean_voice=slt
 
 Corpora are made in memory as the command makes them (80 clean files, 20
-noisy; no test pairs), fitted with the default noise settings (mel_ae/settings.py).
+noisy; no test pairs), fitted with the default noise settings
+(mel_ae/settings.py); from the embedded voice or from --clean_voice.
 """
 from absl import app
+from absl import flags
 
 from experiments.noise_corpora import corpora
 from mel_ae import input_pipeline
 from mel_ae import noise_model
 from mel_ae import settings
+
+_VOICE = flags.DEFINE_enum(
+    'clean_voice', None, sorted(corpora.VOICES), 'A voice of experiments/voices as the speech '
+    '(default: the embedded one).')
 
 
 def row(recipe: corpora.Recipe, train) -> str:
@@ -30,12 +37,14 @@ def row(recipe: corpora.Recipe, train) -> str:
 
 def main(argv):
   del argv
-  train = input_pipeline.load_folder('mel_ae/corpus/train', corpora.SPEC,
-                                     1).mels
+  train = (corpora.voice_mels(_VOICE.value)[:corpora.VOICE_TRAIN_FILES]
+           if _VOICE.value else
+           input_pipeline.load_folder('mel_ae/corpus/train', corpora.SPEC,
+                                      1).mels)
   print('| corpus | true kind | log-gain std | floor (dB) | fitted kind | '
         'log-gain std | floor (dB) | rival, margin (dB) |')
   print('|---|---|---:|---:|---|---:|---:|---|')
-  for recipe in corpora.family():
+  for recipe in corpora.family(_VOICE.value):
     print(row(recipe, train), flush=True)
 
 

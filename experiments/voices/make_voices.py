@@ -198,20 +198,28 @@ def texts(language: str, count: int, rng: np.random.Generator):
           for i in range(count)]
 
 
-def voice_waves(voice, count: int, seed: int, index: int):
-  """`count` utterances of one voice, scaled to the corpus peak, each with
-  its own white floor; (text, wave) pairs."""
+def scaled_speech(voice, count: int, rng: np.random.Generator):
+  """`count` utterances of one voice, scaled together so the loudest mel
+  value is the corpus peak, no floor added; (text, wave) pairs and the
+  power gain applied."""
   _, engine, name, language, _ = voice
-  rng = np.random.default_rng([seed, index])
   waves = [(t, synthesise(t, engine, name, language))
            for t in texts(language, count, rng)]
   peak = max(audio.audio_to_mel(w, SPEC).max() for _, w in waves)
   gain = make_corpus.PEAK / peak
+  return [(t, np.sqrt(gain) * w) for t, w in waves], gain
+
+
+def voice_waves(voice, count: int, seed: int, index: int):
+  """`count` utterances of one voice, scaled to the corpus peak, each with
+  its own white floor; (text, wave) pairs."""
+  rng = np.random.default_rng([seed, index])
+  speech, gain = scaled_speech(voice, count, rng)
   out = []
-  for text, wave in waves:
+  for text, wave in speech:
     floor_gain = 10 ** (rng.uniform(*FLOOR_DB_RANGE) / 10)
     sigma = make_corpus.floor_sigma(gain / floor_gain)
-    out.append((text, np.sqrt(gain) * wave
+    out.append((text, wave
                 + sigma * np.sqrt(gain) * rng.standard_normal(len(wave))))
   return out
 
