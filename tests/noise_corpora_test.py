@@ -1,8 +1,9 @@
 """The noise fit on corpora unlike the embedded one (experiments/
 noise_corpora): float16 and float32, levels shifted by 20 dB, floors from
--100 dB to true zeros, another voice, each with known noise. It finds the kind (additive:
-no gain at all; gain: its log-std within 10 %), the additive floor's level
-within 3 dB, and a set scaled by 10^k fits the same noise, scaled."""
+-100 dB to true zeros, another voice, each with known noise. It finds the
+kind (additive: no gain at all; gain: its log-std within 10 %), the
+additive floor's level within 3 dB, and a set scaled by 10^k fits the same
+noise, scaled."""
 import functools
 import os
 import shutil
@@ -11,20 +12,17 @@ import numpy as np
 import pytest
 
 from experiments.noise_corpora import corpora
-from mel_ae import input_pipeline
 from mel_ae import noise_model
 from mel_ae import settings
 
-_TRAIN = os.path.join(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))), 'mel_ae', 'corpus', 'train')
+_CORPUS = os.path.join(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))), 'mel_ae', 'corpus')
 
 
 @functools.lru_cache(maxsize=None)
 def _speech(voice):
-  """The embedded training files, or as many of a voice's."""
-  if voice:
-    return corpora.voice_mels(voice)[:corpora.VOICE_TRAIN_FILES]
-  return input_pipeline.load_folder(_TRAIN, corpora.SPEC, 1).mels
+  """The training files of the embedded corpus or of a voice."""
+  return corpora.speech(voice, _CORPUS)[0]
 
 
 @functools.lru_cache(maxsize=None)

@@ -22,7 +22,6 @@ from absl import app
 from absl import flags
 
 from experiments.noise_corpora import corpora
-from mel_ae import input_pipeline
 from mel_ae import mel_io
 
 _OUT = flags.DEFINE_string('out', None, 'Folder the corpora go in.')
@@ -30,20 +29,11 @@ _NAMES = flags.DEFINE_list('names', [], 'Corpora to make (default: all).')
 _SOURCE = flags.DEFINE_string('source', 'mel_ae/corpus', 'Embedded corpus: '
                               'its train/ and test/clean are the speech.')
 _VOICE = flags.DEFINE_enum(
-    'clean_voice', None, sorted(corpora.VOICES), 'A voice of experiments/voices (needs espeak-ng or '
-    'Festival) as the speech instead of --source.')
+    'clean_voice', None, sorted(corpora.VOICES), 'A voice of '
+    'experiments/voices (needs espeak-ng or Festival) as the speech instead '
+    'of --source.')
 _SEED = flags.DEFINE_integer('seed', 0, 'Seed of the noise.')
 _UNPAIRED = 20  # the last this many clean training files become noisy/
-
-
-def _speech():
-  """(training, test) clean mels: the embedded corpus' or a voice's."""
-  if _VOICE.value:
-    mels = corpora.voice_mels(_VOICE.value, _SEED.value)
-    return mels[:corpora.VOICE_TRAIN_FILES], mels[corpora.VOICE_TRAIN_FILES:]
-  load = lambda *parts: input_pipeline.load_folder(
-      os.path.join(_SOURCE.value, *parts), corpora.SPEC, 1).mels
-  return load('train'), load('test', 'clean')
 
 
 def main(argv):
@@ -55,7 +45,7 @@ def main(argv):
   if unknown:
     sys.exit(f'error: no corpus named {", ".join(sorted(unknown))}')
   try:
-    train, test = _speech()
+    train, test = corpora.speech(_VOICE.value, _SOURCE.value)
   except (OSError, subprocess.CalledProcessError) as e:
     sys.exit(f'error: --clean_voice={_VOICE.value}: {e}')
   for recipe in recipes:

@@ -12,12 +12,14 @@ as `dtype`. What was drawn, and the truth the fit should find, go into the
 corpus' manifest.
 """
 import dataclasses
+import os
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from experiments.voices import make_voices
 from mel_ae import audio
+from mel_ae import input_pipeline
 from mel_ae import noise
 from mel_ae import noise_bank
 from mel_ae import noise_model
@@ -91,6 +93,18 @@ def voice_mels(tag: str, seed: int = 0) -> List[np.ndarray]:
   speech, _ = make_voices.scaled_speech(
       VOICES[tag], VOICE_TRAIN_FILES + VOICE_TEST_FILES, rng)
   return [audio.audio_to_mel(wave, SPEC) for _, wave in speech]
+
+
+def speech(voice: Optional[str] = None, source: str = 'mel_ae/corpus'
+           ) -> Tuple[List[np.ndarray], List[np.ndarray]]:
+  """(training, test) clean mels: a voice's (`voice_mels`), or the embedded
+  corpus' train/ and test/clean under `source`."""
+  if voice:
+    mels = voice_mels(voice)
+    return mels[:VOICE_TRAIN_FILES], mels[VOICE_TRAIN_FILES:]
+  load = lambda *parts: list(input_pipeline.load_folder(
+      os.path.join(source, *parts), SPEC, 1).mels)
+  return load('train'), load('test', 'clean')
 
 
 def own_floor(mels: Sequence[np.ndarray]) -> np.ndarray:

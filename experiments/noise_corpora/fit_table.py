@@ -11,13 +11,12 @@ from absl import app
 from absl import flags
 
 from experiments.noise_corpora import corpora
-from mel_ae import input_pipeline
 from mel_ae import noise_model
 from mel_ae import settings
 
 _VOICE = flags.DEFINE_enum(
-    'clean_voice', None, sorted(corpora.VOICES), 'A voice of experiments/voices as the speech '
-    '(default: the embedded one).')
+    'clean_voice', None, sorted(corpora.VOICES), 'A voice of '
+    'experiments/voices as the speech (default: the embedded one).')
 
 
 def row(recipe: corpora.Recipe, train) -> str:
@@ -37,10 +36,7 @@ def row(recipe: corpora.Recipe, train) -> str:
 
 def main(argv):
   del argv
-  train = (corpora.voice_mels(_VOICE.value)[:corpora.VOICE_TRAIN_FILES]
-           if _VOICE.value else
-           input_pipeline.load_folder('mel_ae/corpus/train', corpora.SPEC,
-                                      1).mels)
+  train, _ = corpora.speech(_VOICE.value)
   print('| corpus | true kind | log-gain std | floor (dB) | fitted kind | '
         'log-gain std | floor (dB) | rival, margin (dB) |')
   print('|---|---|---:|---:|---|---:|---:|---|')
