@@ -45,7 +45,8 @@ def main(argv):
   if unknown:
     sys.exit(f'error: no corpus named {", ".join(sorted(unknown))}')
   try:
-    train, test = corpora.speech(_VOICE.value, _SOURCE.value)
+    train, test = corpora.speech(_VOICE.value, _SOURCE.value,
+                                 _SEED.value)
   except (OSError, subprocess.CalledProcessError) as e:
     sys.exit(f'error: --clean_voice={_VOICE.value}: {e}')
   for recipe in recipes:

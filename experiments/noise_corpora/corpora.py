@@ -95,12 +95,13 @@ def voice_mels(tag: str, seed: int = 0) -> List[np.ndarray]:
   return [audio.audio_to_mel(wave, SPEC) for _, wave in speech]
 
 
-def speech(voice: Optional[str] = None, source: str = 'mel_ae/corpus'
-           ) -> Tuple[List[np.ndarray], List[np.ndarray]]:
-  """(training, test) clean mels: a voice's (`voice_mels`), or the embedded
-  corpus' train/ and test/clean under `source`."""
+def speech(voice: Optional[str] = None, source: str = 'mel_ae/corpus',
+           seed: int = 0) -> Tuple[List[np.ndarray], List[np.ndarray]]:
+  """(training, test) clean mels: a voice's (`voice_mels`, its sentences
+  drawn by `seed`), or the embedded corpus' train/ and test/clean under
+  `source`."""
   if voice:
-    mels = voice_mels(voice)
+    mels = voice_mels(voice, seed)
     return mels[:VOICE_TRAIN_FILES], mels[VOICE_TRAIN_FILES:]
   load = lambda *parts: list(input_pipeline.load_folder(
       os.path.join(source, *parts), SPEC, 1).mels)
