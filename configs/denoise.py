@@ -14,14 +14,14 @@ synthetic prior in the rest); without noisy files,
 the synthetic bank of noise.additive_kinds, said in one line. The
 model is a U-Net on log power; the fitted noise also decides its output
 (`output_mode='fitted'`, decided by the noise stage and saved beside
-the config): where noise adds power, a
-residual in log power (a gain per bin); where it is a per-bin gain, a
-learned weighted mean of the neighbouring bins' power times a gain
-('kernel'). The loss is the MSE in raw power (the competition metric)
-plus a weight times the MSE of log power, for the quiet bins that raw
-power ignores (the log-spectral distance), both in units of the training
-files' level so that any level trains alike; where noise adds power, not on the
-16 frames at either crop edge. Crops are flipped in time, and
+the config): where noise only adds power, a residual in log power (a
+gain per bin); where it scales the power per bin (with added power or
+not), a learned weighted mean of the neighbouring bins' power times a
+gain ('kernel'). The loss is the MSE in raw power (the competition
+metric) plus a weight times the MSE of log power, for the quiet bins
+that raw power ignores (the log-spectral distance), both in units of the
+training files' level so that any level trains alike; for the 'residual'
+output, not on the 16 frames at either crop edge. Crops are flipped in time, and
 inference averages the mel with its time reversal, each extended past
 its ends by its own frames mirrored.
 AdamW on a one-cycle schedule, whose peak the output form sets: 1.2e-2

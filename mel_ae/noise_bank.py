@@ -157,12 +157,14 @@ class Gain:
 @dataclasses.dataclass(frozen=True)
 class NoiseBank:
   """Corruptions by kind, the fitted noise model if one was used, whether
-  any corruption adds power (False: per-bin gains alone), the noise to
+  any corruption adds power (False: per-bin gains alone), whether any
+  scales the power per bin (with added power or not), the noise to
   validate on (None: the whole bank), and the kinds' relative weights
   (empty: uniform)."""
   corruptions: Dict[str, Corruption]
   model: Optional[noise_model.NoiseModel] = None
   additive: bool = True
+  scales: bool = False
   validation: Optional[Corruption] = None
   weights: Tuple[float, ...] = ()
 
@@ -291,12 +293,14 @@ def build_noise_bank(
   """
   rng = np.random.default_rng([seed, 0xB0A7])
   corruptions, gains = {}, set()  # gains: kinds that only scale the power
+  scales = False  # whether any kind scales the power per bin
   validation = None
   for kind in noise_config.kinds if kinds is None else kinds:
     if kind == 'gain':
       corruptions[kind] = Gain(noise_config.gain_distribution,
                                tuple(noise_config.gain_range))
       gains.add(kind)
+      scales = True
     elif kind == 'fitted':
       if model is None and noisy:
         model = noise_model.fit(clean, noisy, noise_config, spec, seed)
@@ -310,6 +314,7 @@ def build_noise_bank(
                        if noise_config.texture_levels == 'own')
         corruptions[kind] = Fitted(model, textures, levels,
                                    noise_config.cross_std)
+        scales = scales or model.scales
         # The held-out quiet frames at the levels training draws them at.
         validation = Fitted(model, held_out, levels,
                             cross_std=noise_config.val_cross_std)
@@ -329,7 +334,7 @@ def build_noise_bank(
     weights = tuple(noise_config.fitted_weight if kind == 'fitted' else 1.0
                     for kind in corruptions)
   return NoiseBank(corruptions, model, additive=not set(corruptions) <= gains,
-                   validation=validation, weights=weights)
+                   scales=scales, validation=validation, weights=weights)
 
 
 def mix(clean: np.ndarray, noise_mel: np.ndarray, snr_db: float,

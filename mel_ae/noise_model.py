@@ -167,6 +167,11 @@ class NoiseModel:
     return self.hypothesis in _WITH_FLOOR
 
   @property
+  def scales(self) -> bool:
+    """Whether the noise scales the power per bin (a gain)."""
+    return self.hypothesis in _WITH_GAIN
+
+  @property
   def distance(self) -> float:
     return self.distances[self.hypothesis]
 

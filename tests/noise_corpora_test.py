@@ -11,7 +11,9 @@ import shutil
 import numpy as np
 import pytest
 
+from configs import denoise
 from experiments.noise_corpora import corpora
+from mel_ae import fit_noise
 from mel_ae import noise_model
 from mel_ae import settings
 
@@ -86,13 +88,18 @@ def test_a_gain_is_found_with_its_spread_and_no_floor(recipe):
   assert model.log_gain_std == pytest.approx(truth['log_gain_std'], rel=0.1)
 
 
-def test_a_gain_and_additive_noise_are_found_together():
+def test_a_gain_and_additive_noise_are_found_together(monkeypatch):
   """Measured: log-gain std 1.00 (0.99), over additive alone by 3.2 dB of
-  distance (resolution 0.6); the floor 2.9 dB low."""
+  distance (resolution 0.6); the floor 2.9 dB low. The gain gives
+  configs/denoise.py the 'kernel' output, as a gain alone does."""
   model, truth = _fit(corpora.Recipe('both'))
   assert model.hypothesis == 'both'
   assert model.log_gain_std == pytest.approx(truth['log_gain_std'], rel=0.1)
   assert model.floor_file_mean_db == pytest.approx(truth['floor_db'], abs=3.0)
+  monkeypatch.setattr(noise_model, 'fit', lambda *args: model)
+  clean, noisy, _ = _corpus(corpora.Recipe('both'))
+  decided = fit_noise.decide(denoise.get_config(), clean, noisy)
+  assert decided.model is model and decided.output_mode == 'kernel'
 
 
 @pytest.mark.parametrize('recipe', [

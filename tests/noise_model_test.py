@@ -177,8 +177,8 @@ def test_fitted_floor_is_made_of_the_noisy_files_where_they_have_one(
   (their hum lines and babble), and the synthetic additive prior beside
   them; gain corpus: the model's own simulation alone. The family decides
   configs/denoise.py's output (the noise stage, mel_ae/fit_noise.py): a
-  per-bin gain ('residual') where noise adds power, a weighted mean of the
-  neighbours' power ('kernel') where not."""
+  per-bin gain ('residual') where noise only adds power, a weighted mean of
+  the neighbours' power ('kernel') where it scales the power."""
   run_config = denoise.get_config()
   config = run_config.noise
   bank = noise_bank.build_noise_bank(config, _SPEC, _folder('train'),
