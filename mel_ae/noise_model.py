@@ -58,6 +58,10 @@ _CLIP_SHARE = 1e-3
 _SEED_TAG = 0xF17  # the fit's random stream: [seed, _SEED_TAG]
 # The simulated clean sample: crops from random training files.
 _SIM_CROPS, _SIM_CROP_FRAMES = 64, 32
+# Simulations a close call between two gain distributions is averaged over
+# (two let a 16 kHz voice's wide uniform gain lose to a narrow log-uniform
+# one on some seeds: tests/noise_corpora_test.py).
+_STEADY_SIMULATIONS = 8
 _MAX_NOISY_FRAMES = 20000  # beyond this, a random subset of the noisy files
 _BAND_GROUPS = 8  # the log-power histogram is matched per group of bands
 _SWEEPS = 4  # most coordinate-search passes over the parameters
@@ -625,7 +629,7 @@ def fit(clean: Sequence[np.ndarray], noisy: Sequence[np.ndarray], noise_config,
   candidates = _Candidates(clean, noisy, noise_config.quiet_fraction, dof,
                            window)
   simulations = [_Simulation(clean, candidates.file_floors, dof, rng)
-                 for _ in range(2)]
+                 for _ in range(_STEADY_SIMULATIONS)]
   statistics = lambda hypothesis, point, sim=simulations[0]: histograms(
       sim(candidates(hypothesis, point), point['floor_scale']), sim.segments)
   distance = lambda hypothesis, point, sim=simulations[0]: (

@@ -137,3 +137,19 @@ def test_another_voices_noise_is_found_alike():
   gain, truth = _fit(corpora.Recipe('gain_uniform', voice='us_m7'))
   assert gain.hypothesis == 'gain' and not gain.additive
   assert gain.log_gain_std == pytest.approx(truth['log_gain_std'], rel=0.1)
+
+
+@pytest.mark.skipif(
+    not os.path.isdir('/usr/share/festival/voices/english/kal_diphone'),
+    reason="Festival's kal voice (festvox-kallpc16k) is not installed")
+@pytest.mark.parametrize('seed', range(4))
+def test_a_16khz_voices_gain_spread_is_read_on_any_seed(seed):
+  """Festival's kal, cut from a 16 kHz recording: its upper bands hold only
+  the floor, and on one simulation a narrow log-uniform gain ties with the
+  true wide uniform one. Measured on seeds 0-3: 0.96, 1.00, 0.90, 0.96
+  (0.79, 1.00, 0.75, 0.96 when two simulations decided)."""
+  clean, noisy, truth = _corpus(corpora.Recipe('gain_uniform', voice='kal'))
+  model = noise_model.fit(clean, noisy, settings.fill('noise', None),
+                          corpora.SPEC, seed=seed)
+  assert model.hypothesis == 'gain' and model.gain_distribution == 'uniform'
+  assert model.log_gain_std == pytest.approx(truth['log_gain_std'], rel=0.1)
