@@ -12,5 +12,5 @@ from experiments.noise_corpora.sweeps import log_weight_loguniform
 def get_sweep():
   sweep = log_weight_loguniform.get_sweep()
   return {**sweep, 'name': 'kernel_window_loguniform',
-          'config': 'experiments/noise_corpora/sweeps/kernel_window_config.py',
+          'config': 'experiments/noise_corpora/kernel_window_config.py',
           'grid': {'model.kernel_window': [(3, 7), (5, 9), (3, 11)]}}
