@@ -20,8 +20,9 @@ from absl import app
 from absl import flags
 import numpy as np
 
-# Its output form registered, so workdirs of the earlier recipe load.
+# The studies' output forms registered, so their workdirs load.
 from experiments.subtract import output_form  # pylint: disable=unused-import
+from experiments.voices import floor_form  # pylint: disable=unused-import
 from mel_ae import audio
 from mel_ae import baselines
 from mel_ae import features
