@@ -2,12 +2,12 @@
 quiet level over its whole input, registered with mel_ae's output forms
 (mel_ae/output_forms.py) when imported.
 
-The U-Net sees 26 frames either side; babble of voices like the speaker's
-looks like speech at that range, while spectral subtraction's estimate of
-the noise over the whole file tells a steady crowd from the speaker. Here
+The U-Net sees 26 frames either side, where babble of voices like the
+speaker's may look like speech; spectral subtraction, which beats the
+general model on babble, estimates the noise over the whole file. Here
 the network is fed, beside the log-power input, each band's
 `floor_quantile` over the input's frames (a crop in training, a chunk in
-inference), and its output is a residual on the input as 'residual's.
+inference), and its output is a residual on the input, like 'residual'.
 """
 import dataclasses
 
