@@ -32,4 +32,10 @@ def get_config():
   # out (mel_ae/recipes.py).
   config.train.loss_power_unit = 'absolute'
   config.train.loss_log_weight = 0.3
+  # Inference only: the output's log power averaged half and half with
+  # spectral subtraction's, whose file-long noise estimate the network's
+  # 26 frames either side lack (validation voices 1.320 against 1.429 alone
+  # and spectral subtraction's 1.554; weights 0.3-0.7 and over-subtraction
+  # 1-3 within 1.30-1.39: experiments/voices/README.md).
+  config.infer.spectral_subtraction_weight = 0.5
   return config

@@ -47,6 +47,11 @@ RECIPE_FIELDS = {
         'edge_padding': 'silence',
         # Also denoise the time-reversed mel and average the two (in power).
         'flip_average': False,
+        # The output's log power averaged, with this weight, with that of
+        # spectral subtraction of the same input (mel_ae/baselines.py): its
+        # file-long noise estimate beside the network's few frames of
+        # context; 0: the network alone.
+        'spectral_subtraction_weight': 0.0,
     },
     # Noise mixed into clean crops in train.mode='denoise' (mel_ae/
     # noise_bank.py, noise_model.py); a recipe that denoises sets the fields

@@ -19,6 +19,7 @@ import flax.linen as nn
 import jax
 import numpy as np
 
+from mel_ae import baselines
 from mel_ae import features
 from mel_ae import settings
 
@@ -37,7 +38,9 @@ def check_config(infer, stride: int) -> List[Tuple[bool, str]]:
            f"the model's stride {stride}"),
           (infer.batch_size >= 1, 'infer.batch_size must be >= 1'),
           (infer.edge_padding in EDGE_PADDINGS,
-           f'infer.edge_padding must be one of {EDGE_PADDINGS}')]
+           f'infer.edge_padding must be one of {EDGE_PADDINGS}'),
+          (0.0 <= infer.spectral_subtraction_weight <= 1.0,
+           'infer.spectral_subtraction_weight must be in [0, 1]')]
 
 
 @functools.partial(jax.jit, static_argnums=0)
@@ -120,8 +123,10 @@ def denoise_power(model: nn.Module, variables: Dict[str, Any],
   """Power mels in, power mels out (float32), through the model domain.
 
   With infer.flip_average, the mean (in power) of the denoised mel and of
-  the denoised time reversal, reversed back. `infer_config`: config.infer,
-  what a recipe leaves out filled in (`settings.fill`).
+  the denoised time reversal, reversed back; with a spectral subtraction
+  weight w, each output p becomes p^(1-w) s^w, s the input's spectral
+  subtraction. `infer_config`: config.infer, what a recipe leaves out
+  filled in (`settings.fill`).
   """
   infer_config = settings.fill('infer', infer_config)
   def run(model_domain):
@@ -135,4 +140,10 @@ def denoise_power(model: nn.Module, variables: Dict[str, Any],
   if infer_config.flip_average:
     flipped = run([x[:, ::-1] for x in z])
     power = [(p + f[:, ::-1]) / 2 for p, f in zip(power, flipped)]
+  weight = infer_config.spectral_subtraction_weight
+  if weight:
+    power = [(p.astype(np.float64) ** (1.0 - weight)
+              * baselines.spectral_subtraction(
+                  np.asarray(m, np.float64)) ** weight).astype(np.float32)
+             for p, m in zip(power, mels)]
   return power

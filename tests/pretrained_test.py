@@ -11,6 +11,7 @@ import jax
 import numpy as np
 import pytest
 
+from configs import general
 from mel_ae import audio
 from mel_ae import baselines
 from mel_ae import checkpointing
@@ -202,6 +203,17 @@ def test_the_shipped_general_model_is_small_and_what_was_trained():
   assert checkpointing.digest(denoiser.variables) == (
       pretrained.DIGESTS['general'])
   assert 'Denoiser(' in repr(denoiser) and len(repr(denoiser)) < 200
+
+
+def test_the_shipped_general_model_denoises_as_its_config_says():
+  """Its inference settings are configs/general.py's (the spectral
+  subtraction weight was chosen after training, on validation voices)."""
+  shipped = inference.load_pretrained('general').config.infer
+  config = general.get_config().infer
+  for field in ('spectral_subtraction_weight', 'flip_average',
+                'edge_padding', 'margin_frames'):
+    assert shipped[field] == config[field], field
+  assert shipped.spectral_subtraction_weight > 0
 
 
 def test_the_general_model_denoises_a_voice_it_never_saw():

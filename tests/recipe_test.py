@@ -15,6 +15,7 @@ from conftest import as_denoise
 from conftest import fake_mel
 from configs import base
 import mel_ae
+from mel_ae import baselines
 from mel_ae import features
 from mel_ae import fit_noise
 from mel_ae import input_pipeline
@@ -22,6 +23,7 @@ from mel_ae import metrics
 from mel_ae import models
 from mel_ae import output_forms
 from mel_ae import recipes
+from mel_ae import settings
 from mel_ae import train
 from mel_ae import training_data
 from mel_ae import whole_file
@@ -182,6 +184,24 @@ def test_flip_average_is_the_mean_of_both_directions_in_power():
   infer.flip_average = True
   np.testing.assert_allclose(one_way([mel], infer)[0],
                              (forward + backward) / 2, rtol=1e-5)
+
+
+def test_spectral_subtraction_weight_averages_the_two_in_log_power():
+  config = _unet_config()
+  model = models.build_model(config.model)
+  mel = fake_mel(np.random.default_rng(3), 70)
+  variables = jax.jit(functools.partial(model.init, train=False))(
+      jax.random.key(1), jnp.zeros((1, 128, 64, 1)))
+  one_way = functools.partial(whole_file.denoise_power, model, variables,
+                               features.fit_normalizer([mel], 'log'), [mel])
+  infer = settings.fill('infer', config.infer)
+  alone = one_way(infer)[0].astype(np.float64)
+  subtracted = baselines.spectral_subtraction(mel.astype(np.float64))
+  infer.spectral_subtraction_weight = 0.25
+  np.testing.assert_allclose(one_way(infer)[0],
+                             alone ** 0.75 * subtracted ** 0.25, rtol=1e-5)
+  infer.spectral_subtraction_weight = 1.5
+  assert not all(ok for ok, _ in whole_file.check_config(infer, 4))
 
 
 def test_denoise_validation_is_noisy_fixed_and_scored(tiny_config):

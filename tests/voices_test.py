@@ -5,8 +5,12 @@ import numpy as np
 import pytest
 
 from experiments import make_corpus
+from experiments.voices import general_both
 from experiments.voices import make_voices
 from mel_ae import audio
+from mel_ae import models
+from mel_ae import noise_bank
+from mel_ae import settings
 
 
 def test_voices_are_many_both_sexes_several_languages_and_held_out():
@@ -44,3 +48,12 @@ def test_a_voice_is_scaled_to_the_corpus_peak_with_its_own_floor():
                                                      rel=0.02)
   floors = [np.quantile(m, 0.05) for m in mels]
   assert floors[0] != pytest.approx(floors[1], rel=0.05)
+
+
+def test_the_both_families_study_trains_the_gain_beside_the_additive_bank():
+  config = general_both.get_config()
+  assert set(config.noise.kinds) == set(config.noise.additive_kinds) | {'gain'}
+  assert config.model.output_mode == 'kernel'  # A gain needs it.
+  assert all(ok for ok, _ in models.check_config(config))
+  assert all(ok for ok, _ in noise_bank.check_config(
+      settings.section(config, 'noise')))
