@@ -113,9 +113,11 @@ def _fit(config: ml_collections.ConfigDict, clean: Sequence[np.ndarray],
   # 'kernel' for a gain with additive noise too: on validation, 1.30
   # against 'residual''s 4.46 (experiments/noise_corpora/README.md).
   mode = 'kernel' if bank.scales else 'residual'
+  effect = ('scales the power per bin' if bank.scales else 'adds power'
+            if bank.additive else 'changes nothing: the model learns to '
+            'hand its input back')
   logging.info('The noise decides the output form %r (the training noise '
-               '%s).', mode, 'scales the power per bin' if bank.scales
-               else 'adds power')
+               '%s).', mode, effect)
   return NoiseFit(kinds, bank.model, mode, _digest(config, clean, noisy)), bank
 
 

@@ -74,6 +74,17 @@ def test_stage_writes_the_fit_and_the_output_form_it_decides(
   assert (tmp_path / 'noise_model.png').stat().st_size > 10_000
 
 
+def test_noisy_files_holding_no_noise_are_said_to_change_nothing(caplog):
+  config = _config()
+  spec = audio.MelSpec.from_config(config.audio)
+  clean, _ = input_pipeline.load_split(config.data, spec, 4, config.seed)
+  with caplog.at_level('INFO'):
+    fit = fit_noise.decide(config, clean, clean[:20])
+  assert not fit.model.additive and not fit.model.scales
+  assert fit.output_mode == 'residual'  # Starts as the identity: stays it.
+  assert 'the training noise changes nothing' in caplog.text
+
+
 def test_a_rerun_reuses_the_fit_and_another_is_refused_in_one_line(
     tmp_path, monkeypatch):
   workdir = str(tmp_path / 'run')
