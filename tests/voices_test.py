@@ -1,12 +1,15 @@
 """The multi-voice corpus the general model trains on (experiments/voices)."""
+import os
 import shutil
 
 import numpy as np
 import pytest
+import soundfile
 
 from experiments import make_corpus
 from experiments.voices import general_both
 from experiments.voices import make_voices
+from experiments.voices import real_voices
 from mel_ae import audio
 from mel_ae import models
 from mel_ae import noise_bank
@@ -57,3 +60,24 @@ def test_the_both_families_study_trains_the_gain_beside_the_additive_bank():
   assert all(ok for ok, _ in models.check_config(config))
   assert all(ok for ok, _ in noise_bank.check_config(
       settings.section(config, 'noise')))
+
+
+def test_real_voices_pairs_each_recording_with_each_noise(tmp_path):
+  rng = np.random.default_rng(0)
+  source = tmp_path / 'recordings'
+  source.mkdir()
+  for name in ('a.wav', 'b.wav', 'Noise.wav'):
+    soundfile.write(str(source / name), 0.1 * rng.standard_normal(16000),
+                    16000)
+  paths = real_voices.recordings([str(source)])
+  assert [os.path.basename(p) for p in paths] == ['a.wav', 'b.wav']
+  manifest = real_voices.build(str(tmp_path / 'set'), paths, seed=0)
+  noisy = sorted(os.listdir(tmp_path / 'set' / 'noisy'))
+  assert len(noisy) == 2 * len(make_corpus.MAIN_NOISES)
+  for name in noisy:
+    clean = np.load(tmp_path / 'set' / 'clean' / name[len('noised_'):])
+    mixed = np.load(tmp_path / 'set' / 'noisy' / name)
+    assert mixed.shape == clean.shape and not np.allclose(mixed, clean)
+    assert manifest[f'noisy/{name}']['noise'] in make_corpus.MAIN_NOISES
+  assert np.load(tmp_path / 'set' / 'clean' / noisy[0][7:]).max() == (
+      pytest.approx(make_corpus.PEAK, rel=1e-3))
