@@ -50,7 +50,9 @@ RECIPE_FIELDS = {
         # The output's log power averaged, with this weight, with that of
         # spectral subtraction of the same input (mel_ae/baselines.py): its
         # file-long noise estimate beside the network's few frames of
-        # context; 0: the network alone.
+        # context; 0: the network alone. Training's test metrics include
+        # it; its validation windows and the voice check's limit are the
+        # network's alone.
         'spectral_subtraction_weight': 0.0,
     },
     # Noise mixed into clean crops in train.mode='denoise' (mel_ae/

@@ -142,8 +142,14 @@ def denoise_power(model: nn.Module, variables: Dict[str, Any],
     power = [(p + f[:, ::-1]) / 2 for p, f in zip(power, flipped)]
   weight = infer_config.spectral_subtraction_weight
   if weight:
-    power = [(p.astype(np.float64) ** (1.0 - weight)
-              * baselines.spectral_subtraction(
-                  np.asarray(m, np.float64)) ** weight).astype(np.float32)
+    power = [log_power_mean(p, baselines.spectral_subtraction(
+        np.asarray(m, np.float64)), weight).astype(np.float32)
              for p, m in zip(power, mels)]
   return power
+
+
+def log_power_mean(p: np.ndarray, s: np.ndarray, weight: float) -> np.ndarray:
+  """p^(1-weight) s^weight in float64: the two powers' weighted mean in log
+  power (zero where either is)."""
+  return (np.asarray(p, np.float64) ** (1.0 - weight)
+          * np.asarray(s, np.float64) ** weight)

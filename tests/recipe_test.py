@@ -201,7 +201,8 @@ def test_spectral_subtraction_weight_averages_the_two_in_log_power():
   np.testing.assert_allclose(one_way(infer)[0],
                              alone ** 0.75 * subtracted ** 0.25, rtol=1e-5)
   infer.spectral_subtraction_weight = 1.5
-  assert not all(ok for ok, _ in whole_file.check_config(infer, 4))
+  assert [m for ok, m in whole_file.check_config(infer, 4) if not ok] == [
+      'infer.spectral_subtraction_weight must be in [0, 1]']
 
 
 def test_denoise_validation_is_noisy_fixed_and_scored(tiny_config):

@@ -75,9 +75,11 @@ def test_real_voices_pairs_each_recording_with_each_noise(tmp_path):
   noisy = sorted(os.listdir(tmp_path / 'set' / 'noisy'))
   assert len(noisy) == 2 * len(make_corpus.MAIN_NOISES)
   for name in noisy:
-    clean = np.load(tmp_path / 'set' / 'clean' / name[len('noised_'):])
-    mixed = np.load(tmp_path / 'set' / 'noisy' / name)
+    clean = np.load(tmp_path / 'set' / 'clean' / name[len('noised_'):],
+                    allow_pickle=False)
+    mixed = np.load(tmp_path / 'set' / 'noisy' / name, allow_pickle=False)
     assert mixed.shape == clean.shape and not np.allclose(mixed, clean)
     assert manifest[f'noisy/{name}']['noise'] in make_corpus.MAIN_NOISES
-  assert np.load(tmp_path / 'set' / 'clean' / noisy[0][7:]).max() == (
-      pytest.approx(make_corpus.PEAK, rel=1e-3))
+  peak = np.load(tmp_path / 'set' / 'clean' / noisy[0][len('noised_'):],
+                 allow_pickle=False).max()
+  assert peak == pytest.approx(make_corpus.PEAK, rel=1e-3)

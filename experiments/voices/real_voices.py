@@ -46,10 +46,12 @@ def recordings(folders):
   return sorted(paths, key=os.path.basename)
 
 
-def at_peak(wave: np.ndarray) -> np.ndarray:
+def at_peak(wave: np.ndarray, path: str) -> np.ndarray:
   """`wave` scaled so its loudest mel bin is the embedded corpus' peak."""
-  gain = make_corpus.PEAK / audio.audio_to_mel(wave, SPEC).max()
-  return np.sqrt(gain) * np.asarray(wave, np.float64)
+  peak = audio.audio_to_mel(wave, SPEC).max()
+  if not peak > 0:
+    raise ValueError(f'{path}: silent, nothing to scale')
+  return np.sqrt(make_corpus.PEAK / peak) * np.asarray(wave, np.float64)
 
 
 def save(root: str, rel: str, data: np.ndarray) -> None:
@@ -63,7 +65,7 @@ def save(root: str, rel: str, data: np.ndarray) -> None:
 
 def build(root: str, paths, seed: int) -> dict:
   """Writes every pair; returns the manifest {relative path: entry}."""
-  waves = [at_peak(audio.load_audio(p, SPEC.sr)) for p in paths]
+  waves = [at_peak(audio.load_audio(p, SPEC.sr), p) for p in paths]
   manifest = {}
   for i, (path, clean) in enumerate(zip(paths, waves)):
     others = waves[:i] + waves[i + 1:]
@@ -93,7 +95,10 @@ def main(argv):
   paths = recordings(_RECORDINGS.value)
   if len(paths) < 2:
     sys.exit(f'{_RECORDINGS.value}: fewer than two .wav recordings found')
-  manifest = build(root, paths, _SEED.value)
+  try:
+    manifest = build(root, paths, _SEED.value)
+  except ValueError as e:  # A file it cannot use: one line.
+    sys.exit(f'error: {e}')
   with open(os.path.join(root, 'manifest.json'), 'w') as f:
     json.dump({'params': {'seed': _SEED.value}, 'files': manifest}, f,
               indent=1, sort_keys=True)

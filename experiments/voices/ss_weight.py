@@ -17,6 +17,7 @@ from mel_ae import baselines
 from mel_ae import inference
 from mel_ae import input_pipeline
 from mel_ae import metrics
+from mel_ae import whole_file
 
 _VAL = flags.DEFINE_string(
     'val', '~/.cache/mel_ae/voices/val', 'Folder with noisy/ and clean/ '
@@ -46,15 +47,15 @@ def main(argv):
     subtracted = [baselines.spectral_subtraction(
         np.asarray(m, np.float64), over_subtraction=factor) for m in noisy]
     for w in map(float, _WEIGHTS.value):
-      outs = [p ** (1 - w) * s ** w for p, s in zip(alone, subtracted)]
+      outs = [whole_file.log_power_mean(p, s, w)
+              for p, s in zip(alone, subtracted)]
       mse = np.mean([metrics.competition_mse(o, c)
                      for o, c in zip(outs, clean)])
       lsd = np.mean([metrics.lsd_db(o, c) for o, c in zip(outs, clean)])
       lines.append(f'| {factor:g} | {w:g} | {mse:.4f} | {lsd:.2f} |')
       print(lines[-1], flush=True)
-  if _OUT.value:
-    with open(_OUT.value, 'w') as f:
-      f.write('\n'.join(lines) + '\n')
+  with open(_OUT.value, 'w') as f:
+    f.write('\n'.join(lines) + '\n')
 
 
 if __name__ == '__main__':
