@@ -54,6 +54,9 @@ RECIPE_FIELDS = {
         # it; its validation windows and the voice check's limit are the
         # network's alone.
         'spectral_subtraction_weight': 0.0,
+        # That spectral subtraction's multiple of the noise floor taken away
+        # (the rest of it: mel_ae/baselines.py's defaults).
+        'spectral_subtraction_factor': 2.0,
     },
     # Noise mixed into clean crops in train.mode='denoise' (mel_ae/
     # noise_bank.py, noise_model.py); a recipe that denoises sets the fields

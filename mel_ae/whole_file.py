@@ -40,7 +40,9 @@ def check_config(infer, stride: int) -> List[Tuple[bool, str]]:
           (infer.edge_padding in EDGE_PADDINGS,
            f'infer.edge_padding must be one of {EDGE_PADDINGS}'),
           (0.0 <= infer.spectral_subtraction_weight <= 1.0,
-           'infer.spectral_subtraction_weight must be in [0, 1]')]
+           'infer.spectral_subtraction_weight must be in [0, 1]'),
+          (infer.spectral_subtraction_factor >= 0,
+           'infer.spectral_subtraction_factor must be >= 0')]
 
 
 @functools.partial(jax.jit, static_argnums=0)
@@ -142,8 +144,10 @@ def denoise_power(model: nn.Module, variables: Dict[str, Any],
     power = [(p + f[:, ::-1]) / 2 for p, f in zip(power, flipped)]
   weight = infer_config.spectral_subtraction_weight
   if weight:
+    factor = infer_config.spectral_subtraction_factor
     power = [log_power_mean(p, baselines.spectral_subtraction(
-        np.asarray(m, np.float64)), weight).astype(np.float32)
+        np.asarray(m, np.float64), over_subtraction=factor),
+                            weight).astype(np.float32)
              for p, m in zip(power, mels)]
   return power
 

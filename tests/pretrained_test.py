@@ -22,6 +22,7 @@ from mel_ae import mel_io
 from mel_ae import metrics
 from mel_ae import pretrained
 from mel_ae import recipes
+from mel_ae import settings
 from mel_ae import train
 
 
@@ -208,9 +209,10 @@ def test_the_shipped_general_model_is_small_and_what_was_trained():
 def test_the_shipped_general_model_denoises_as_its_config_says():
   """Its inference settings are configs/general.py's (the spectral
   subtraction weight was chosen after training, on validation voices)."""
-  shipped = inference.load_pretrained('general').config.infer
-  config = general.get_config().infer
-  for field in ('spectral_subtraction_weight', 'flip_average',
+  shipped, config = (settings.fill('infer', c.infer) for c in (
+      inference.load_pretrained('general').config, general.get_config()))
+  for field in ('spectral_subtraction_weight', 'spectral_subtraction_factor',
+                'flip_average',
                 'edge_padding', 'margin_frames'):
     assert shipped[field] == config[field], field
   assert shipped.spectral_subtraction_weight > 0

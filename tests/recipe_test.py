@@ -196,8 +196,10 @@ def test_spectral_subtraction_weight_averages_the_two_in_log_power():
                                features.fit_normalizer([mel], 'log'), [mel])
   infer = settings.fill('infer', config.infer)
   alone = one_way(infer)[0].astype(np.float64)
-  subtracted = baselines.spectral_subtraction(mel.astype(np.float64))
+  subtracted = baselines.spectral_subtraction(mel.astype(np.float64),
+                                             over_subtraction=3.0)
   infer.spectral_subtraction_weight = 0.25
+  infer.spectral_subtraction_factor = 3.0
   np.testing.assert_allclose(one_way(infer)[0],
                              alone ** 0.75 * subtracted ** 0.25, rtol=1e-5)
   infer.spectral_subtraction_weight = 1.5
