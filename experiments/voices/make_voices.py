@@ -224,7 +224,8 @@ def voice_waves(voice, count: int, seed: int, index: int):
   return out
 
 
-def _save(root: str, rel: str, data: np.ndarray, manifest: dict, entry):
+def save(root: str, rel: str, data: np.ndarray, manifest: dict, entry):
+  """Writes a mel (.npy) or float WAV under `root`; records `entry` for it."""
   path = os.path.join(root, rel)
   os.makedirs(os.path.dirname(path), exist_ok=True)
   if rel.endswith('.wav'):
@@ -244,7 +245,7 @@ def build(root: str, seed: int) -> dict:
         voice_waves(voice, TRAIN_UTTERANCES, seed, i)):
       entry = {'text': text, 'engine': engine, 'voice': name,
                'language': language, 'sex': sex}
-      _save(root, f'train/{i:02d}{n:02d}_{tag}.npy', audio.audio_to_mel(wave, SPEC),
+      save(root, f'train/{i:02d}{n:02d}_{tag}.npy', audio.audio_to_mel(wave, SPEC),
             manifest, entry)
       if n == 0:
         babble.append(wave)
@@ -262,9 +263,9 @@ def build(root: str, seed: int) -> dict:
       stem = f'{i:02d}{n:02d}_{tag}'
       for folder, wave in (('clean', clean), ('noisy', noisy)):
         name_ = stem if folder == 'clean' else f'noised_{stem}'
-        _save(root, f'val/{folder}/{name_}.npy',
+        save(root, f'val/{folder}/{name_}.npy',
               audio.audio_to_mel(wave, SPEC), manifest, entry)
-        _save(root, f'val_audio/{folder}/{name_}.wav', wave, manifest, entry)
+        save(root, f'val_audio/{folder}/{name_}.wav', wave, manifest, entry)
   return manifest
 
 

@@ -24,11 +24,10 @@ import sys
 from absl import app
 from absl import flags
 import numpy as np
-import soundfile
 
 from experiments import make_corpus
+from experiments.voices import make_voices
 from mel_ae import audio
-from mel_ae import mel_io
 from mel_ae import noise
 
 _OUT = flags.DEFINE_string('out', None, 'Folder to create.')
@@ -54,15 +53,6 @@ def at_peak(wave: np.ndarray, path: str) -> np.ndarray:
   return np.sqrt(make_corpus.PEAK / peak) * np.asarray(wave, np.float64)
 
 
-def save(root: str, rel: str, data: np.ndarray) -> None:
-  path = os.path.join(root, rel)
-  os.makedirs(os.path.dirname(path), exist_ok=True)
-  if rel.endswith('.wav'):
-    soundfile.write(path, data.astype(np.float32), SPEC.sr, subtype='FLOAT')
-  else:
-    mel_io.save_mel(path, data)
-
-
 def build(root: str, paths, seed: int) -> dict:
   """Writes every pair; returns the manifest {relative path: entry}."""
   waves = [at_peak(audio.load_audio(p, SPEC.sr), p) for p in paths]
@@ -82,8 +72,7 @@ def build(root: str, paths, seed: int) -> dict:
         for rel, data in ((f'{folder}/{name}.npy',
                            audio.audio_to_mel(wave, SPEC)),
                           (f'audio/{folder}/{name}.wav', wave)):
-          save(root, rel, data)
-          manifest[rel] = entry
+          make_voices.save(root, rel, data, manifest, entry)
   return manifest
 
 
